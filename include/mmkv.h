@@ -119,7 +119,8 @@ MMKV_API const char *mmkv_version(int *major, int *minor, int *patch);
 	X(BAD_VALSIZE, -31011, "key or value has an unsupported size")            \
 	X(BAD_DBI, -31012, "database handle is not valid in this transaction")    \
 	X(INCOMPATIBLE, -31013, "operation or flags incompatible with the database or environment") \
-	X(BAD_FILE, -31014, "data or lock file is a symlink, hard link or not a regular file")
+	X(BAD_FILE, -31014, "data or lock file is a symlink, hard link or not a regular file") \
+	X(SNAPSHOT_TOO_OLD, -31015, "read snapshot fell too far behind and was released; renew or restart the transaction")
 
 enum {
 #define MMKV_ERROR_ENUM_(name, value, msg) MMKV_##name = (value),
@@ -274,6 +275,16 @@ MMKV_API int mmkv_env_set_pagesize(mmkv_env *env, unsigned int size);
  * Errors: EINVAL. */
 MMKV_API int mmkv_env_set_txn_memory(mmkv_env *env, uint64_t bytes);
 
+/* Limit how far a read snapshot may fall behind the newest commit, in
+ * transactions (0, the default: no limit). A write transaction that begins
+ * while a reader's snapshot is more than max_lag commits old releases that
+ * snapshot: its pages may be reused, and the reader's next call (get, cursor
+ * call, commit excepted) returns MMKV_SNAPSHOT_TOO_OLD; the reader then aborts,
+ * or resets and renews. Pointers the reader obtained before are no longer
+ * safe to read. Applies to the snapshots this handle's writers see, in every
+ * process. May be set at any time. Errors: EINVAL. */
+MMKV_API int mmkv_env_set_max_lag(mmkv_env *env, uint64_t max_lag);
+
 /* The largest key this environment accepts, in bytes (at least 511 with
  * 4 KiB pages). Valid after open; 0 before. */
 MMKV_API unsigned int mmkv_env_get_maxkeysize(const mmkv_env *env);
@@ -303,6 +314,39 @@ MMKV_API int mmkv_env_info(mmkv_env *env, mmkv_envinfo *info);
 MMKV_API int mmkv_env_check(mmkv_env *env, mmkv_check_func *report, void *ctx,
                             mmkv_check_result *result);
 
+/* ---------------------------------------------------------------- readers */
+
+/* One slot of the reader table (mmkv_reader_list). */
+typedef struct mmkv_reader_info {
+	uint32_t slot;           /* index in the reader table */
+	uint32_t pid;            /* process that owns the slot */
+	uint32_t tid;            /* thread that claimed it */
+	uint64_t txnid;          /* snapshot held */
+	uint64_t lag;            /* commits since that snapshot */
+	uint64_t pinned_pages;   /* freed pages its snapshot keeps from reuse */
+} mmkv_reader_info;
+
+/* Called once per reader holding a snapshot; a nonzero return stops the
+ * listing and is returned by mmkv_reader_list. */
+typedef int(mmkv_reader_func)(void *ctx, const mmkv_reader_info *reader);
+
+/* List the readers that hold a snapshot, in any process, with their lag.
+ * Errors: EINVAL, those of mmkv_txn_begin, or fn's nonzero return. */
+MMKV_API int mmkv_reader_list(mmkv_env *env, mmkv_reader_func *fn, void *ctx);
+
+/* Clear the reader slots of dead processes (slots whose liveness lock nobody
+ * holds); *cleared (may be NULL) receives how many. Done automatically when
+ * the table is full and when a stale slot keeps pages from reuse.
+ * Errors: EINVAL, and lock errors. */
+MMKV_API int mmkv_reader_check(mmkv_env *env, int *cleared);
+
+/* Sleep until a transaction newer than last_txnid is committed by any
+ * process, or timeout_ms passes (negative: no limit). *new_txnid (may be
+ * NULL) receives the newest committed txnid. Needs no polling: processes
+ * sleep on a shared futex in the lock file. Returns 0, ETIMEDOUT, EINTR,
+ * or EINVAL. */
+MMKV_API int mmkv_env_wait(mmkv_env *env, uint64_t last_txnid, int timeout_ms, uint64_t *new_txnid);
+
 /* ----------------------------------------------------------- transactions */
 
 /* Begin a transaction: a read snapshot with MMKV_RDONLY, else the write
@@ -315,9 +359,11 @@ MMKV_API int mmkv_env_check(mmkv_env *env, mmkv_check_func *report, void *ctx,
 MMKV_API int mmkv_txn_begin(mmkv_env *env, mmkv_txn *parent, unsigned int flags, mmkv_txn **txn);
 
 /* Commit and free the transaction (its cursors are closed). On failure the
- * database is exactly as before the transaction, the transaction is freed all
- * the same, and a failed sync leaves the environment in panic (MMKV_PANIC for
- * every later write until it is reopened). Committing a read transaction just
+ * transaction is freed all the same and the database is as before it; a
+ * failed sync or meta-page write leaves the environment in panic (MMKV_PANIC
+ * for every later write until it is reopened), since the kernel may already
+ * have dropped the failed pages: then the commit may or may not have reached
+ * the disk, and a reopen shows the state before or after it, never a mix. Committing a read transaction just
  * ends it. Errors: EINVAL, MMKV_BAD_TXN (poisoned), MMKV_MAP_FULL, ENOSPC,
  * EIO and other I/O errors, MMKV_PANIC, ENOMEM. */
 MMKV_API int mmkv_txn_commit(mmkv_txn *txn);

@@ -974,15 +974,22 @@ static int rebalance(mmkv_cursor *c, int level)
 	return rebalance(c, level - 1);
 }
 
-int mmkv__btree_del(mmkv_cursor *c)
+/* Make the cursor's path dirty and decode the node under it. */
+static int touch_current(mmkv_cursor *c, mmkv_node *n)
 {
-	mmkv_db *db = cursor_db(c);
-	mmkv_node n;
 	int rc = cursor_touch(c);
 
 	if (rc)
 		return rc;
-	rc = node_get(c->pages[c->top], c->txn->env->psize, c->idx[c->top], &n);
+	return node_get(c->pages[c->top], c->txn->env->psize, c->idx[c->top], n);
+}
+
+int mmkv__btree_del(mmkv_cursor *c)
+{
+	mmkv_db *db = cursor_db(c);
+	mmkv_node n;
+	int rc = touch_current(c, &n);
+
 	if (rc)
 		return rc;
 	if (n.flags & MMKV_NODE_OVERFLOW) {
@@ -1049,11 +1056,8 @@ int mmkv__btree_drop(mmkv_txn *txn, mmkv_dbi dbi)
 int mmkv__btree_value_ptr(mmkv_cursor *c, unsigned char **ptr, size_t *size)
 {
 	mmkv_node n;
-	int rc = cursor_touch(c);
+	int rc = touch_current(c, &n);
 
-	if (rc)
-		return rc;
-	rc = node_get(c->pages[c->top], c->txn->env->psize, c->idx[c->top], &n);
 	if (rc)
 		return rc;
 	*size = n.vsize;

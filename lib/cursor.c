@@ -58,7 +58,9 @@ MMKV_API int mmkv_get(mmkv_txn *txn, mmkv_dbi dbi, const mmkv_val *key, mmkv_val
 		return rc;
 	if (!exact)
 		return MMKV_NOTFOUND;
-	return mmkv__cursor_read(&c, NULL, data);
+	rc = mmkv__cursor_read(&c, NULL, data);
+	/* Evicted while reading: what was read may be reused pages. */
+	return rc ? rc : mmkv__txn_snapshot_ok(txn);
 }
 
 MMKV_API int mmkv_put(mmkv_txn *txn, mmkv_dbi dbi, const mmkv_val *key, mmkv_val *data,
@@ -247,6 +249,8 @@ MMKV_API int mmkv_cursor_get(mmkv_cursor *c, mmkv_val *key, mmkv_val *data, mmkv
 	if (rc)
 		return rc;
 	rc = mmkv__cursor_read(c, &stored, data);
+	if (rc == 0)
+		rc = mmkv__txn_snapshot_ok(c->txn);
 	if (rc == 0 && key && op != MMKV_SET)
 		*key = stored;
 	return rc;

@@ -513,7 +513,9 @@ MMKV_API int mmkv_env_open(mmkv_env *env, const char *path, unsigned int flags, 
 	env->flags = flags;
 	env->os_psize = mmkv__os_page_size();
 	env->fork_generation = __atomic_load_n(&fork_generation, __ATOMIC_ACQUIRE);
-	env->path = strdup(path);
+	env->path = mmkv__malloc(strlen(path) + 1);
+	if (env->path)
+		strcpy(env->path, path);
 	lockpath = mmkv__malloc(strlen(path) + 6);
 	if (!env->path || !lockpath) {
 		mmkv__free(lockpath);

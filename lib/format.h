@@ -147,7 +147,9 @@
  * READER SLOT (64 bytes, one cache line)
  *
  *   offset size  field
- *   0      8     snapshot txnid, MMKV_SLOT_IDLE when no snapshot is held
+ *   0      8     snapshot txnid, MMKV_SLOT_IDLE when no snapshot is held,
+ *                MMKV_SLOT_EVICTED when a writer released a snapshot that
+ *                lagged too far (the owner's next call fails)
  *   8      4     pid of the owner (0 when unowned; informational)
  *   12     4     thread id of the owner (informational)
  *   16     48    zero
@@ -282,6 +284,7 @@ enum mmkv_slot_offset {
 	MMKV_SLOT_TID = 12
 };
 #define MMKV_SLOT_IDLE UINT64_MAX
+#define MMKV_SLOT_EVICTED (UINT64_MAX - 1)
 
 #define MMKV_LOCKBYTE_OPEN 0u
 #define MMKV_LOCKBYTE_WRITER 1u

@@ -247,38 +247,38 @@ static int reserve_record(mmkv_txn *txn, txnid_t k, size_t words)
 	return mmkv__btree_put(&c, &key, &val, MMKV_RESERVE);
 }
 
-static int delete_record(mmkv_txn *txn, txnid_t k)
+/* Position c on the free-tree record k, which must exist. */
+static int seek_record(mmkv_txn *txn, txnid_t k, mmkv_cursor *c)
 {
-	mmkv_cursor c;
 	mmkv_val key = { 8, &k };
 	bool exact;
 	int rc;
 
-	mmkv__cursor_init(&c, txn, MMKV_DBI_FREE);
-	rc = mmkv__cursor_seek(&c, &key, &exact);
-	if (rc)
-		return rc;
-	if (!exact)
-		return CORRUPT(0);
-	return mmkv__btree_del(&c);
+	mmkv__cursor_init(c, txn, MMKV_DBI_FREE);
+	rc = mmkv__cursor_seek(c, &key, &exact);
+	if (rc == 0 && !exact)
+		rc = CORRUPT(0);
+	return rc;
+}
+
+static int delete_record(mmkv_txn *txn, txnid_t k)
+{
+	mmkv_cursor c;
+	int rc = seek_record(txn, k, &c);
+
+	return rc ? rc : mmkv__btree_del(&c);
 }
 
 /* Write the pages of list, ascending, into the reserved record k. */
 static int fill_record(mmkv_txn *txn, txnid_t k, mmkv_pglist *list)
 {
 	mmkv_cursor c;
-	mmkv_val key = { 8, &k };
 	unsigned char *dst;
 	size_t size;
-	bool exact;
-	int rc;
+	int rc = seek_record(txn, k, &c);
 
-	mmkv__cursor_init(&c, txn, MMKV_DBI_FREE);
-	rc = mmkv__cursor_seek(&c, &key, &exact);
 	if (rc)
 		return rc;
-	if (!exact)
-		return CORRUPT(0);
 	rc = mmkv__btree_value_ptr(&c, &dst, &size);
 	if (rc)
 		return rc;

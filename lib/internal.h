@@ -3,7 +3,8 @@
  *
  * The layering (each layer calls only those below it):
  *
- *     env.c dbi.c check.c     environment, database handles, the checker
+ *     env.c dbi.c check.c     environment, database handles, the checker,
+ *     readers.c               reader table reports, lag limit, commit waits
  *     txn.c                   transactions, dirty pages, spill, commit
  *     cursor.c                public cursors and key/value calls
  *     btree.c                 search, insert, split, delete, merge
@@ -124,6 +125,7 @@ struct mmkv_env {
 	uint32_t ndbis;           /* read with acquire, written with release */
 	uint32_t maxdbis;         /* MMKV_DBI_USER + opt_maxdbs */
 
+	uint64_t max_lag;         /* snapshots older than this many commits are evicted; 0: never */
 	int panic;                /* a sync failed: no more writes */
 	mmkv_txn *write_txn;      /* the current write transaction of this handle */
 };
@@ -260,6 +262,10 @@ int mmkv__check_key(const mmkv_txn *txn, mmkv_dbi dbi, const mmkv_val *key);
 /* ---- dbi.c ---- */
 int mmkv__dbi_load(mmkv_txn *txn, mmkv_dbi dbi);
 int mmkv__dbi_save_records(mmkv_txn *txn);
+
+/* ---- readers.c ---- */
+void mmkv__readers_evict_laggards(mmkv_env *env, txnid_t last_committed);
+int mmkv__txn_snapshot_ok(const mmkv_txn *txn);
 
 /* ---- error.c ---- */
 bool mmkv__is_error(int rc);

@@ -438,10 +438,37 @@ uint64_t mmkv__lock_oldest_reader(mmkv_lock *lk, uint64_t none_value)
 
 	for (i = 0; i < lk->nslots; i++) {
 		t = __atomic_load_n(slot_txnid(lk, i), __ATOMIC_SEQ_CST);
-		if (t < oldest)
+		if (t < oldest && t != MMKV_SLOT_EVICTED)
 			oldest = t;
 	}
 	return oldest == MMKV_SLOT_IDLE ? none_value : oldest;
+}
+
+uint32_t mmkv__lock_evict_before(mmkv_lock *lk, uint64_t before)
+{
+	uint32_t i, n = 0;
+
+	for (i = 0; i < lk->nslots; i++) {
+		uint64_t t = __atomic_load_n(slot_txnid(lk, i), __ATOMIC_SEQ_CST);
+		/* CAS: a reader that moved on to a newer snapshot meanwhile keeps it. */
+		if (t < before && __atomic_compare_exchange_n(slot_txnid(lk, i), &t, MMKV_SLOT_EVICTED, false,
+		                                              __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+			n++;
+	}
+	return n;
+}
+
+uint64_t mmkv__lock_reader_get(mmkv_lock *lk, uint32_t slot)
+{
+	return __atomic_load_n(slot_txnid(lk, slot), __ATOMIC_SEQ_CST);
+}
+
+bool mmkv__lock_reader_peek(mmkv_lock *lk, uint32_t slot, uint64_t *txnid, uint32_t *pid, uint32_t *tid)
+{
+	*txnid = __atomic_load_n(slot_txnid(lk, slot), __ATOMIC_SEQ_CST);
+	*pid = __atomic_load_n(slot_pid(lk, slot), __ATOMIC_RELAXED);
+	*tid = __atomic_load_n(slot_tid(lk, slot), __ATOMIC_RELAXED);
+	return *txnid < MMKV_SLOT_EVICTED;
 }
 
 int mmkv__lock_reader_check(mmkv_lock *lk, int *cleared)

@@ -23,6 +23,7 @@
 #define MMKV_LOCK_H
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 typedef struct mmkv_lock {
@@ -90,6 +91,17 @@ void mmkv__lock_reader_set(mmkv_lock *lk, uint32_t slot, uint64_t txnid);
 
 /* The oldest snapshot txnid held in any slot, or none_value when none. */
 uint64_t mmkv__lock_oldest_reader(mmkv_lock *lk, uint64_t none_value);
+
+/* Mark every snapshot older than `before` MMKV_SLOT_EVICTED (with a CAS, so a
+ * reader that just moved to a newer snapshot keeps it); returns how many. */
+uint32_t mmkv__lock_evict_before(mmkv_lock *lk, uint64_t before);
+
+/* The txnid published in a slot (its owner compares it with its own to learn
+ * of an eviction). */
+uint64_t mmkv__lock_reader_get(mmkv_lock *lk, uint32_t slot);
+
+/* Read slot i's fields; true when it holds a snapshot. i < lk->nslots. */
+bool mmkv__lock_reader_peek(mmkv_lock *lk, uint32_t slot, uint64_t *txnid, uint32_t *pid, uint32_t *tid);
 
 /* Clear slots whose owner is dead (their byte lock is not held by anyone,
  * and they are not owned by this handle): each one is cleared while holding

@@ -386,7 +386,7 @@ int mmkv__txn_check(mmkv_txn *txn, bool write)
 		return MMKV_BAD_TXN;
 	if (write && (txn->flags & TXN_RDONLY))
 		return EACCES;
-	return 0;
+	return mmkv__txn_snapshot_ok(txn);
 }
 
 void mmkv__txn_fail(mmkv_txn *txn)
@@ -515,6 +515,7 @@ static int write_begin(mmkv_txn *txn)
 	txn->npages = txn->meta.npages;
 	take_snapshot_dbs(txn);
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	mmkv__readers_evict_laggards(env, txn->meta.txnid);
 	oldest = mmkv__lock_oldest_reader(&env->lock, UINT64_MAX);
 	txn->reclaim_limit = txn->meta.txnid - 1;
 	if (oldest < txn->reclaim_limit)

@@ -2,20 +2,23 @@
  * test_faults.c - fault injection through the OS table (lib/os.h).
  *
  * Each test builds a "golden" database once (a few hundred keys with inline
- * and overflow values in the default database, and a named database), then,
- * for one kind of fault and n = 1, 2, ..., copies the golden file, opens the
- * copy, replaces entries of mmkv__os with wrappers that fail on the n-th call,
- * runs one write transaction T (updates, deletes, inserts, cursor deletes,
- * creating a named database, overflow values, enough new data that the file
- * grows and, in the default write mode, dirty pages spill), and judges the
- * outcome. The loop ends with the first n at which T runs without the fault
- * firing. Both write modes run (util.h, RUN_BOTH_MODES); with MMKV_WRITEMAP
- * dirty pages go through the map, so pwritev faults never fire there while
- * msync and fallocate faults do.
+ * and overflow values in the default database, and a named database, written
+ * by three transactions so that the free tree has records to reuse). Then,
+ * for one kind of fault and n = 1, 2, ..., it copies the golden file, opens
+ * the copy, takes a read snapshot, replaces entries of mmkv__os with wrappers
+ * that fail on the n-th call, runs one write transaction T (updates, deletes,
+ * inserts, MMKV_RESERVE puts, cursor deletes, creating a named database,
+ * overflow values, and enough new data that the file grows and, in the
+ * default write mode, dirty pages spill), and judges the outcome. The loop
+ * ends with the first n at which T runs without the fault firing. Both write
+ * modes run (util.h, RUN_BOTH_MODES); with MMKV_WRITEMAP dirty pages go
+ * through the map, so pwritev faults never fire there while msync and
+ * fallocate faults do.
  *
  * Outcomes required, by kind of fault:
  *
- *   I/O error, short write then error, 0-byte write, ENOMEM, full disk:
+ *   I/O error, short write then error, 0-byte write, ENOMEM, full disk,
+ *   failed fstat or byte lock:
  *       the failing call returns the injected error (the commit frees the
  *       transaction itself) or, where the library can recover, T commits;
  *       no panic (except for a failed meta write: the meta may be torn);
@@ -26,9 +29,16 @@
  *   failed fsync/fdatasync/msync: the commit returns the error; later write
  *       transactions get MMKV_PANIC; reads work and see the state before or
  *       after T, never a mix; after reopen the same, and the checker passes.
+ *   In every case the snapshot taken before T still reads the state before.
+ *
+ * Also: faults while opening a new or an existing database (the handle then
+ * opens again), allocation failures on the read paths, and a commit past the
+ * size limit (MMKV_MAP_FULL, nothing lost).
  *
  * Memory leaks are found by LeakSanitizer in --enable-sanitize builds, which
  * is also asked after every kind of fault so that a leak names its fault.
+ * Without TMPDIR the databases live in /dev/shm when it exists: every run
+ * writes and syncs a fresh copy, which is slow on a busy disk.
  */
 #define _GNU_SOURCE
 #include <stdarg.h>
@@ -74,6 +84,10 @@ enum {
 	FN_REALLOC = 1u << 10,
 	FN_RENAME = 1u << 11,
 	FN_FSYNC_DIR = 1u << 12,
+	FN_PREAD = 1u << 13,
+	FN_FSTAT = 1u << 14,
+	FN_OPEN = 1u << 15,
+	FN_FCNTL_LOCK = 1u << 16,
 };
 
 typedef enum fault_mode {
@@ -312,6 +326,26 @@ static int w_fsync_dir(const char *path)
 	return fault_hit(FN_FSYNC_DIR) ? fail_call() : mmkv__os_default.fsync_dir(path);
 }
 
+static ssize_t w_pread(int fd, void *buf, size_t n, off_t off)
+{
+	return fault_hit(FN_PREAD) ? fail_call() : mmkv__os_default.pread(fd, buf, n, off);
+}
+
+static int w_fstat(int fd, struct stat *st)
+{
+	return fault_hit(FN_FSTAT) ? fail_call() : mmkv__os_default.fstat(fd, st);
+}
+
+static int w_open(const char *path, int flags, mode_t mode)
+{
+	return fault_hit(FN_OPEN) ? fail_call() : mmkv__os_default.open(path, flags, mode);
+}
+
+static int w_fcntl_lock(int fd, int cmd, struct flock *fl)
+{
+	return fault_hit(FN_FCNTL_LOCK) ? fail_call() : mmkv__os_default.fcntl_lock(fd, cmd, fl);
+}
+
 static void fault_install(void)
 {
 	mmkv__os = mmkv__os_default;
@@ -328,6 +362,10 @@ static void fault_install(void)
 	mmkv__os.realloc = w_realloc;
 	mmkv__os.rename = w_rename;
 	mmkv__os.fsync_dir = w_fsync_dir;
+	mmkv__os.pread = w_pread;
+	mmkv__os.fstat = w_fstat;
+	mmkv__os.open = w_open;
+	mmkv__os.fcntl_lock = w_fcntl_lock;
 	fault_disarm();
 }
 
@@ -1101,6 +1139,98 @@ static void test_alloc_faults(void **state)
 	run_specs(state, specs, sizeof(specs) / sizeof(specs[0]), true);
 }
 
+/* The other calls a write transaction makes: the size of the file (at
+ * begin and before growth) and the writer's byte lock. */
+static void test_other_faults(void **state)
+{
+	static const fault_spec specs[] = {
+		{ "fstat EIO", FN_FSTAT, FAIL_ONCE, EIO, OUT_FAIL, 0 },
+		{ "byte lock ENOLCK", FN_FCNTL_LOCK, FAIL_ONCE, ENOLCK, OUT_FAIL, 0 },
+		{ "byte lock EINTR", FN_FCNTL_LOCK, EINTR_ONCE, 0, OUT_OK, 0 },
+		{ "pread EIO", FN_PREAD, FAIL_ONCE, EIO, OUT_FAIL, 0 },
+	};
+
+	run_specs(state, specs, sizeof(specs) / sizeof(specs[0]), true);
+}
+
+/* Reading with allocations failing: every call returns ENOMEM or works,
+ * and nothing leaks. */
+static int read_everything(mmkv_env *env)
+{
+	mmkv_txn *txn;
+	mmkv_cursor *cur;
+	mmkv_dbi main, aux;
+	mmkv_val k, v, key = { 6, "m00005" };
+	mmkv_check_result res;
+	mmkv_envinfo info;
+	mmkv_stat st;
+	int rc;
+
+	rc = mmkv_txn_begin(env, NULL, MMKV_RDONLY, &txn);
+	if (rc)
+		return rc;
+	rc = mmkv_dbi_open(txn, NULL, 0, &main);
+	if (rc == 0)
+		rc = mmkv_dbi_open(txn, "aux", 0, &aux);
+	if (rc == 0)
+		rc = mmkv_get(txn, main, &key, &v);
+	if (rc == 0 && (rc = mmkv_cursor_open(txn, aux, &cur)) == 0) {
+		while ((rc = mmkv_cursor_get(cur, &k, &v, MMKV_NEXT)) == 0)
+			;
+		if (rc == MMKV_NOTFOUND)
+			rc = 0;
+		mmkv_cursor_close(cur);
+	}
+	if (rc == 0)
+		mmkv_txn_reset(txn);
+	if (rc == 0)
+		rc = mmkv_txn_renew(txn);
+	mmkv_txn_abort(txn);
+	if (rc == 0)
+		rc = mmkv_env_check(env, NULL, NULL, &res);
+	if (rc == 0)
+		rc = mmkv_env_info(env, &info);
+	if (rc == 0)
+		rc = mmkv_env_stat(env, &st);
+	return rc;
+}
+
+static void test_read_alloc_faults(void **state)
+{
+	static const fault_spec specs[] = {
+		{ "read: malloc ENOMEM", FN_MALLOC, FAIL_ONCE, ENOMEM, OUT_FAIL, 0 },
+		{ "read: calloc ENOMEM", FN_CALLOC, FAIL_ONCE, ENOMEM, OUT_FAIL, 0 },
+		{ "read: realloc ENOMEM", FN_REALLOC, FAIL_ONCE, ENOMEM, OUT_FAIL, 0 },
+	};
+	ctx *c = ctx_new(state, false, 0);
+	mmkv_env *env = open_work(c);
+
+	for (size_t i = 0; i < sizeof(specs) / sizeof(specs[0]); i++) {
+		long n;
+
+		for (n = 1;; n++) {
+			bool fired;
+			int rc;
+
+			fault_arm(&specs[i], n);
+			rc = read_everything(env);
+			fired = F.fired;
+			fault_disarm();
+			if (rc != 0 && (!fired || rc != ENOMEM))
+				fail_msg("%s n=%ld: returned %s", specs[i].name, n, mmkv_strerror(rc));
+			if (!fired)
+				break;
+		}
+		expect_contents(env, &c->base, specs[i].name);
+		check_env(env);
+		printf("    %-34s %s: %ld runs\n", specs[i].name,
+		       test_env_flags ? "writemap" : "default ", n);
+		leak_check(specs[i].name);
+	}
+	close_work(c);
+	test_completed = true;
+}
+
 /* A size limit reached by a commit: MMKV_MAP_FULL, nothing lost. */
 static void test_map_full(void **state)
 {
@@ -1151,6 +1281,12 @@ static void test_open_faults(void **state)
 		{ "open: rename EIO", FN_RENAME, FAIL_ONCE, EIO, OUT_FAIL, 0 },
 		{ "open: fsync_dir EIO", FN_FSYNC_DIR, FAIL_ONCE, EIO, OUT_FAIL, 0 },
 		{ "open: fsync EINTR", FN_FSYNC, EINTR_ONCE, 0, OUT_OK, 0 },
+		{ "open: open EMFILE", FN_OPEN, FAIL_ONCE, EMFILE, OUT_FAIL, 0 },
+		{ "open: open EINTR", FN_OPEN, EINTR_ONCE, 0, OUT_OK, 0 },
+		{ "open: fstat EIO", FN_FSTAT, FAIL_ONCE, EIO, OUT_FAIL, 0 },
+		{ "open: pread EIO", FN_PREAD, FAIL_ONCE, EIO, OUT_FAIL, 0 },
+		{ "open: pread EINTR", FN_PREAD, EINTR_ONCE, 0, OUT_OK, 0 },
+		{ "open: byte lock ENOLCK", FN_FCNTL_LOCK, FAIL_ONCE, ENOLCK, OUT_FAIL, 0 },
 	};
 	ctx *c = ctx_new(state, false, 0);
 	model empty;
@@ -1229,10 +1365,16 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_growth_faults, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sync_faults, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_alloc_faults, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_other_faults, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_read_alloc_faults, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_map_full, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_open_faults, setup, teardown),
 	};
 
+	/* Each run writes a fresh copy of the database and syncs it: on a
+	 * disk that is slow, on tmpfs it is not. TMPDIR, when set, wins. */
+	if (getenv("TMPDIR") == NULL && access("/dev/shm", W_OK | X_OK) == 0)
+		setenv("TMPDIR", "/dev/shm", 1);
 	watchdog(600);
 	return RUN_BOTH_MODES("faults", tests);
 }

@@ -604,8 +604,9 @@ static void test_node_size_no_wrap(void **state)
 		 * may count as fitting inline. */
 		for (uint64_t v = 0xFFFFFFFFull - 32; v <= 0xFFFFFFFFull; v++)
 			if (leaf_node_size(5, v, false) <= MMKV_NODE_MAX(ps))
-				fail_msg("leaf_node_size(5, %#llx, inline) = %u fits NODE_MAX(%u)",
-				         (unsigned long long)v, leaf_node_size(5, v, false), ps);
+				fail_msg("leaf_node_size(5, %#llx, inline) = %llu fits NODE_MAX(%u)",
+				         (unsigned long long)v,
+				         (unsigned long long)leaf_node_size(5, v, false), ps);
 	}
 }
 
