@@ -314,6 +314,22 @@ MMKV_API int mmkv_env_info(mmkv_env *env, mmkv_envinfo *info);
 MMKV_API int mmkv_env_check(mmkv_env *env, mmkv_check_func *report, void *ctx,
                             mmkv_check_result *result);
 
+/* Copy flag (mmkv_env_copy, mmkv_env_copyfd). */
+#define MMKV_CP_COMPACT 0x1u /* omit free pages and renumber pages densely */
+
+/* Write a consistent copy of the newest snapshot to a new file at path
+ * (created with O_EXCL: it must not exist), while writers keep working. The
+ * copy is synced before the call returns and opens as a database of its
+ * own history (a fresh UUID; both metas hold the snapshot's). With MMKV_CP_COMPACT the copy holds
+ * only the pages the trees use, renumbered densely, and no free pages.
+ * Errors: EINVAL, EEXIST, those of mmkv_txn_begin, MMKV_CORRUPTED (a damaged
+ * page met on the way), ENOMEM, and I/O errors (a failed copy is removed). */
+MMKV_API int mmkv_env_copy(mmkv_env *env, const char *path, unsigned int flags);
+
+/* As mmkv_env_copy, to an open, writable, seekable file descriptor: the copy
+ * is written from offset 0, the file truncated to its size, and not synced. */
+MMKV_API int mmkv_env_copyfd(mmkv_env *env, int fd, unsigned int flags);
+
 /* ---------------------------------------------------------------- readers */
 
 /* One slot of the reader table (mmkv_reader_list). */
@@ -401,6 +417,15 @@ MMKV_API uint64_t mmkv_txn_id(const mmkv_txn *txn);
  * transaction), MMKV_DBS_FULL, MMKV_INCOMPATIBLE (key flags differ),
  * MMKV_BAD_TXN, MMKV_CORRUPTED, ENOMEM. */
 MMKV_API int mmkv_dbi_open(mmkv_txn *txn, const char *name, unsigned int flags, mmkv_dbi *dbi);
+
+/* Called once per named database, in name order; name is valid during the
+ * call. A nonzero return stops the listing and is returned by mmkv_dbi_list. */
+typedef int(mmkv_name_func)(void *ctx, const mmkv_val *name);
+
+/* List the named databases in this transaction's view (the default database
+ * is not listed; databases created by this transaction appear after it
+ * commits). Errors: EINVAL, MMKV_BAD_TXN, MMKV_CORRUPTED, or fn's return. */
+MMKV_API int mmkv_dbi_list(mmkv_txn *txn, mmkv_name_func *fn, void *ctx);
 
 /* Statistics of one database in this transaction's view. Errors: EINVAL,
  * MMKV_BAD_DBI, MMKV_BAD_TXN, MMKV_CORRUPTED. */

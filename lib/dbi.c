@@ -184,6 +184,27 @@ out:
 	return rc;
 }
 
+MMKV_API int mmkv_dbi_list(mmkv_txn *txn, mmkv_name_func *fn, void *ctx)
+{
+	mmkv_cursor c;
+	mmkv_val name;
+	int rc = mmkv__txn_check(txn, false);
+
+	if (rc)
+		return rc;
+	if (!fn)
+		return EINVAL;
+	mmkv__cursor_init(&c, txn, MMKV_DBI_CATALOG);
+	for (rc = mmkv__cursor_first(&c); rc == 0; rc = mmkv__cursor_next(&c)) {
+		rc = mmkv__cursor_read(&c, &name, NULL);
+		if (rc == 0)
+			rc = fn(ctx, &name);
+		if (rc)
+			return rc;
+	}
+	return rc == MMKV_NOTFOUND ? 0 : rc;
+}
+
 MMKV_API int mmkv_dbi_flags(mmkv_txn *txn, mmkv_dbi dbi, unsigned int *flags)
 {
 	mmkv_db *db;

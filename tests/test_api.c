@@ -663,12 +663,14 @@ static void test_mapsize_full(void **state)
 		mmkv_cursor *cur;
 
 		assert_rc(rc, MMKV_MAP_FULL);
+		print_message("MMKV_MAP_FULL from put %d, transaction poisoned\n", i);
 		assert_rc(mmkv_get(txn, dbi, &key, &out), MMKV_BAD_TXN);
 		assert_rc(mmkv_put(txn, dbi, &key, &val, 0), MMKV_BAD_TXN);
 		assert_rc(mmkv_del(txn, dbi, &key, NULL), MMKV_BAD_TXN);
 		assert_rc(mmkv_cursor_open(txn, dbi, &cur), MMKV_BAD_TXN);
 		assert_rc(mmkv_txn_commit(txn), MMKV_BAD_TXN);
 	} else {
+		print_message("MMKV_MAP_FULL from the commit\n");
 		assert_rc(mmkv_txn_commit(txn), MMKV_MAP_FULL);
 	}
 
