@@ -98,6 +98,12 @@ uint64_t mmkv__page_checksum(const unsigned char *p, size_t len)
 
 void mmkv__page_seal(unsigned char *p, size_t len)
 {
+	/* The gap between slots and nodes holds whatever the memory held
+	 * before; zero it so no stale process memory reaches the file. */
+	if (page_kind(p) == MMKV_PAGE_BRANCH || page_kind(p) == MMKV_PAGE_LEAF) {
+		unsigned lower = MMKV_PAGE_SLOTS + 2 * page_nkeys(p);
+		memset(p + lower, 0, page_upper(p) - lower);
+	}
 	put64(p + MMKV_PAGE_CHECKSUM, mmkv__page_checksum(p, len));
 }
 

@@ -153,6 +153,7 @@ void mmkv__branch_node_write(unsigned char *dst, pgno_t child, const void *key, 
 
 /* XXH3-64 of bytes [8, len) of a page or run. */
 uint64_t mmkv__page_checksum(const unsigned char *p, size_t len);
+/* Zero a branch/leaf page's free gap, then store its checksum. */
 void mmkv__page_seal(unsigned char *p, size_t len);
 bool mmkv__page_checksum_ok(const unsigned char *p, size_t len);
 

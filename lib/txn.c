@@ -635,8 +635,15 @@ static void build_meta(mmkv_txn *txn, mmkv_meta *m)
 static int write_and_sync_pages(mmkv_txn *txn)
 {
 	mmkv_env *env = txn->env;
-	int rc = 0;
+	/* The file covers every page in use, written or not: the highest pages
+	 * may have been allocated and freed again, and a meta whose npages lies
+	 * past the end of the file is (rightly) rejected as damaged. */
+	int rc = mmkv__env_grow_file(env, txn->npages * (uint64_t)env->psize);
 
+	if (rc)
+		return rc;
+	if (__atomic_load_n(&env->file_size, __ATOMIC_ACQUIRE) > txn->meta.file_size)
+		txn->grew = true;
 	if (env->flags & MMKV_WRITEMAP) {
 		pgno_t lo = UINT64_MAX, hi = 0;
 		for (size_t i = 0; i < txn->ndirty; i++) {

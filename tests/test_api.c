@@ -621,6 +621,63 @@ static void test_env_sync(void **state)
 }
 
 /* A 1 MiB limit: the transaction that needs more fails, the rest stays. */
+/* Regression: pages taken from the end of the file and freed again in the
+ * same transaction are never written; the commit must still grow the file
+ * over them, or its meta (npages past the end of the file) is rejected and
+ * the commit is lost. */
+static void test_commit_after_freed_tail_pages(void **state)
+{
+	test_fixture *fx = FX(state);
+	mmkv_env *env = fx->env = open_env(fx->path, 0);
+	size_t big = 4u << 20;
+	unsigned char *buf = malloc(big);
+	mmkv_txn *txn;
+	mmkv_dbi dbi;
+	uint64_t before;
+	mmkv_val k;
+
+	assert_non_null(buf);
+	memset(buf, 7, big);
+	/* Free pages to reuse: rewrite many keys a few times, so the final
+	 * transaction consumes a free-tree record (and keeps its leftovers in
+	 * that record instead of taking new pages at the end). */
+	for (int round = 0; round < 4; round++) {
+		txn = txn_write(env);
+		dbi = dbi_ok(txn, NULL, 0);
+		for (int i = 0; i < 2000; i++) {
+			char kb[16], vb[32];
+			snprintf(kb, sizeof(kb), "k%05d", i);
+			snprintf(vb, sizeof(vb), "round %d value %d", round, i);
+			put_str(txn, dbi, kb, vb);
+		}
+		put_str(txn, dbi, "small", "1");
+		assert_ok(mmkv_txn_commit(txn));
+	}
+	txn = txn_read(env);
+	before = mmkv_txn_id(txn);
+	mmkv_txn_abort(txn);
+
+	txn = txn_write(env);
+	put_ok(txn, dbi, "big", 3, buf, big); /* a run at the end of the file */
+	k = sval("big");
+	assert_ok(mmkv_del(txn, dbi, &k, NULL)); /* its pages go back to the pool */
+	put_str(txn, dbi, "small", "2");
+	assert_ok(mmkv_txn_commit(txn));
+
+	txn = txn_read(env);
+	assert_int_equal(mmkv_txn_id(txn), before + 1);
+	expect_str(txn, dbi, "small", "2");
+	mmkv_txn_abort(txn);
+	check_env(env);
+	mmkv_env_close(env);
+	env = fx->env = open_env(fx->path, 0);
+	txn = txn_read(env);
+	expect_str(txn, dbi_ok(txn, NULL, 0), "small", "2");
+	mmkv_txn_abort(txn);
+	check_env(env);
+	free(buf);
+}
+
 static void test_mapsize_full(void **state)
 {
 	test_fixture *fx = FX(state);
@@ -1335,6 +1392,7 @@ int main(void)
 		T(test_env_info_stat),
 		T(test_env_rdonly),
 		T(test_env_sync),
+		T(test_commit_after_freed_tail_pages),
 		T(test_mapsize_full),
 		T(test_readers_full),
 		T(test_txn_begin_errors),
