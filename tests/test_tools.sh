@@ -159,7 +159,7 @@ marker='<<mkdb-marker>>!'
 off=$(grep -a -b -o -F -- "$marker" "$bad" | head -n 1 | cut -d: -f1)
 printf 'X' | dd of="$bad" bs=1 seek="$off" conv=notrunc 2>/dev/null
 run "$check" "$bad"
-expect 1 "^page $((off / psize)): " "mmkv_check of a damaged page"
+expect 1 "^page $((off / psize)) " "mmkv_check of a damaged page"
 tail -n 1 "$dir/out" | grep -Eq "^$bad: [0-9]+ problems?$" || fail "mmkv_check: last line '$(tail -n 1 "$dir/out")'"
 
 # ---- hot copies while mkdb writes
