@@ -443,6 +443,11 @@ static int read_metas_at_open(mmkv_env *env, mmkv_meta *meta)
 	rc = pick_meta(rc0, &m0, rc1, &m1, meta);
 	if (rc)
 		return rc;
+	/* The size again, after the metas: a commit of another process between
+	 * the first look and the reads may have grown the file. */
+	rc = mmkv__os_file_size(env->fd, &size);
+	if (rc)
+		return rc;
 	if (meta->npages * (uint64_t)meta->psize > size)
 		return MMKV_CORRUPTED; /* truncated */
 	env->psize = meta->psize;

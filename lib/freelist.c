@@ -290,13 +290,39 @@ static int fill_record(mmkv_txn *txn, txnid_t k, mmkv_pglist *list)
 	return 0;
 }
 
+/* Before saving, take enough reusable pages into the pool for the free
+ * tree's own changes: while saving, records cannot be consumed (the set of
+ * records to delete is fixed), so a dry pool would take pages from the end
+ * of the file at every commit and the file would grow without end. */
+static int stock_pool(mmkv_txn *txn)
+{
+	uint64_t per_page = txn->env->psize / 8;
+	size_t want = 16 + 2 * txn->dbs[MMKV_DBI_FREE].depth +
+	              2 * (size_t)((txn->freed.n + txn->pool.n) / per_page);
+	int rc = 0;
+
+	while (txn->pool.n < want) {
+		rc = load_record(txn);
+		if (rc == MMKV_NOTFOUND && !txn->readers_checked) {
+			recheck_readers(txn); /* dead readers may hold records back */
+			rc = txn->freetree_done ? MMKV_NOTFOUND : 0;
+			continue;
+		}
+		if (rc)
+			break;
+	}
+	return rc == MMKV_NOTFOUND ? 0 : rc;
+}
+
 int mmkv__freelist_save(mmkv_txn *txn)
 {
 	txnid_t kmin = 0;
 	size_t reserved_freed = 0;
 	bool pool_reserved = false;
-	int rc = 0;
+	int rc = stock_pool(txn);
 
+	if (rc)
+		return rc;
 	txn->flags |= TXN_SAVING;
 	/* Without a consumed record to hold them, pool pages (made and freed by
 	 * this transaction) join this transaction's own record. */
