@@ -232,7 +232,10 @@ MMKV_API int mmkv_env_create(mmkv_env **env);
  *
  * flags: MMKV_RDONLY, MMKV_WRITEMAP, MMKV_NOSYNC, MMKV_NOMETASYNC, MMKV_VERIFY.
  * With MMKV_RDONLY the write-mode flags are ignored: a read-only handle may
- * join openers of either write mode.
+ * join openers of either write mode. MMKV_RDONLY needs only read access to
+ * the data file, but the lock file (created if missing) must be writable:
+ * readers publish their snapshots there. Read-only media are not supported
+ * yet.
  *
  * Errors: EINVAL (bad flags, env already opened), ENOENT (missing with
  * MMKV_RDONLY), EACCES, MMKV_BAD_FILE (a symlink, hard link, FIFO, directory

@@ -459,7 +459,10 @@ static int read_metas_at_open(mmkv_env *env, mmkv_meta *meta)
 
 static int lock_setup(mmkv_env *env, const mmkv_meta *meta, int exclusive)
 {
-	uint32_t mode = (env->flags & MMKV_WRITEMAP) ? MMKV_LOCK_MODE_WRITEMAP : MMKV_LOCK_MODE_PWRITE;
+	/* A read-only handle writes nothing, so it does not fix the mode. */
+	uint32_t mode = (env->flags & MMKV_RDONLY)     ? MMKV_LOCK_MODE_NONE
+	                : (env->flags & MMKV_WRITEMAP) ? MMKV_LOCK_MODE_WRITEMAP
+	                                               : MMKV_LOCK_MODE_PWRITE;
 	uint32_t their_mode;
 	uint8_t uuid[16];
 	int rc;
@@ -475,9 +478,7 @@ static int lock_setup(mmkv_env *env, const mmkv_meta *meta, int exclusive)
 		return rc;
 	if (memcmp(uuid, meta->uuid, 16) != 0)
 		return MMKV_INCOMPATIBLE; /* open elsewhere with another data file */
-	if (their_mode != mode && !(env->flags & MMKV_RDONLY))
-		return MMKV_INCOMPATIBLE;
-	return 0;
+	return mode == MMKV_LOCK_MODE_NONE ? 0 : mmkv__lock_claim_mode(&env->lock, mode);
 }
 
 static void env_release(mmkv_env *env)

@@ -136,7 +136,9 @@
  *   4      4     lock format version, MMKV_LOCK_VERSION
  *   8      16    UUID of the data file this lock file belongs to
  *   24     4     number of reader slots
- *   28     4     write mode of the openers: MMKV_LOCK_MODE_PWRITE or _WRITEMAP
+ *   28     4     write mode of the openers: MMKV_LOCK_MODE_PWRITE or _WRITEMAP,
+ *                set by the first writable opener; _NONE while only
+ *                read-only handles have the database open
  *   32     4     commit sequence: low 32 bits of the published txnid; the
  *                futex word processes sleep on to hear of commits
  *   36     4     number of processes sleeping on the commit sequence
@@ -275,6 +277,7 @@ enum mmkv_lock_offset {
 	MMKV_LOCK_WAITERS = 36,
 	MMKV_LOCK_TXNID = 40
 };
+#define MMKV_LOCK_MODE_NONE 0u /* only read-only openers so far */
 #define MMKV_LOCK_MODE_PWRITE 1u
 #define MMKV_LOCK_MODE_WRITEMAP 2u
 

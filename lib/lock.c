@@ -186,7 +186,8 @@ int mmkv__lock_init(mmkv_lock *lk, const uint8_t uuid[16], uint32_t nslots,
 	assert(lk->fd >= 0 && lk->map == NULL);
 	if (nslots < 1 || nslots > MMKV_LOCK_MAX_SLOTS)
 		return EINVAL;
-	if (writemode != MMKV_LOCK_MODE_PWRITE && writemode != MMKV_LOCK_MODE_WRITEMAP)
+	if (writemode != MMKV_LOCK_MODE_NONE && writemode != MMKV_LOCK_MODE_PWRITE &&
+	    writemode != MMKV_LOCK_MODE_WRITEMAP)
 		return EINVAL;
 	/* Truncating to 0 first drops whatever a previous generation left;
 	 * growing with fallocate means a full disk fails here, not as SIGBUS
@@ -243,7 +244,7 @@ int mmkv__lock_attach(mmkv_lock *lk, uint8_t uuid[16], uint32_t *writemode)
 	mode = get_le32(hdr + MMKV_LOCK_WRITEMODE);
 	if (nslots < 1 || nslots > MMKV_LOCK_MAX_SLOTS || size < lock_file_size(nslots))
 		return MMKV_CORRUPTED;
-	if (mode != MMKV_LOCK_MODE_PWRITE && mode != MMKV_LOCK_MODE_WRITEMAP)
+	if (mode != MMKV_LOCK_MODE_NONE && mode != MMKV_LOCK_MODE_PWRITE && mode != MMKV_LOCK_MODE_WRITEMAP)
 		return MMKV_CORRUPTED;
 
 	err = mmkv__os_map(lk->fd, lock_file_size(nslots), 1, &map);
@@ -456,6 +457,17 @@ uint32_t mmkv__lock_evict_before(mmkv_lock *lk, uint64_t before)
 			n++;
 	}
 	return n;
+}
+
+int mmkv__lock_claim_mode(mmkv_lock *lk, uint32_t mode)
+{
+	uint32_t *word = hdr32(lk, MMKV_LOCK_WRITEMODE);
+	uint32_t seen = MMKV_LOCK_MODE_NONE;
+
+	/* The first writer to come sets the mode; the others must match it. */
+	if (__atomic_compare_exchange_n(word, &seen, mode, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+		return 0;
+	return seen == mode ? 0 : MMKV_INCOMPATIBLE;
 }
 
 uint64_t mmkv__lock_reader_get(mmkv_lock *lk, uint32_t slot)

@@ -64,6 +64,10 @@ int mmkv__lock_init(mmkv_lock *lk, const uint8_t uuid[16], uint32_t nslots,
  * values recorded there for the caller to compare. */
 int mmkv__lock_attach(mmkv_lock *lk, uint8_t uuid[16], uint32_t *writemode);
 
+/* Record this opener's write mode if none is recorded yet (only read-only
+ * openers so far), else check it: MMKV_INCOMPATIBLE when it differs. */
+int mmkv__lock_claim_mode(mmkv_lock *lk, uint32_t mode);
+
 /* Exclusive -> shared on the OPEN byte (atomic with OFD locks). */
 int mmkv__lock_downgrade(mmkv_lock *lk);
 

@@ -240,6 +240,33 @@ static void expect_attach(const char *path, int want)
 	mmkv__lock_close(&lk);
 }
 
+/* Read-only openers leave the write mode unset; the first writer sets it and
+ * a writer of the other mode is refused, whoever initialised the file. */
+static void test_claim_mode(void **state)
+{
+	const char *path = lock_path(state);
+	mmkv_lock a, b;
+	uint8_t uuid[16];
+	uint32_t mode;
+	int excl = -1;
+
+	memset(&a, 0, sizeof(a));
+	memset(&b, 0, sizeof(b));
+	a.fd = b.fd = -1;
+	assert_int_equal(mmkv__lock_open(&a, path, 0644, &excl), 0);
+	assert_int_equal(excl, 1);
+	assert_int_equal(mmkv__lock_init(&a, test_uuid, 4, MMKV_LOCK_MODE_NONE, 1), 0);
+	assert_int_equal(mmkv__lock_downgrade(&a), 0);
+	assert_int_equal(mmkv__lock_open(&b, path, 0644, &excl), 0);
+	assert_int_equal(mmkv__lock_attach(&b, uuid, &mode), 0);
+	assert_int_equal(mode, MMKV_LOCK_MODE_NONE);
+	assert_int_equal(mmkv__lock_claim_mode(&b, MMKV_LOCK_MODE_WRITEMAP), 0);
+	assert_int_equal(mmkv__lock_claim_mode(&a, MMKV_LOCK_MODE_WRITEMAP), 0);
+	assert_int_equal(mmkv__lock_claim_mode(&a, MMKV_LOCK_MODE_PWRITE), MMKV_INCOMPATIBLE);
+	mmkv__lock_close(&b);
+	mmkv__lock_close(&a);
+}
+
 static void test_header_validation(void **state)
 {
 	const char *path = lock_path(state);
@@ -272,8 +299,8 @@ static void test_header_validation(void **state)
 	expect_attach(path, MMKV_CORRUPTED);
 	assert_int_equal(mmkv__os_pwrite_full(fd, good, sizeof(good), 0), 0);
 
-	put32_at(fd, MMKV_LOCK_WRITEMODE, 0);
-	expect_attach(path, MMKV_CORRUPTED);
+	put32_at(fd, MMKV_LOCK_WRITEMODE, MMKV_LOCK_MODE_NONE); /* only readers so far: valid */
+	expect_attach(path, 0);
 	put32_at(fd, MMKV_LOCK_WRITEMODE, 3);
 	expect_attach(path, MMKV_CORRUPTED);
 	assert_int_equal(mmkv__os_pwrite_full(fd, good, sizeof(good), 0), 0);
@@ -850,6 +877,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_close_is_safe, setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(test_open_waits_for_initialiser, setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(test_header_validation, setup, tu_teardown),
+		cmocka_unit_test_setup_teardown(test_claim_mode, setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(test_writer_excludes, setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(test_reader_pool, setup, tu_teardown),
 		cmocka_unit_test_setup_teardown(test_readers_full, setup, tu_teardown),
