@@ -36,7 +36,9 @@ done
 PKG_CONFIG_PATH=$(dirname "$pc") PKG_CONFIG_SYSROOT_DIR=$dest
 export PKG_CONFIG_PATH PKG_CONFIG_SYSROOT_DIR
 flags=$(pkg-config --cflags --libs libmmkv) || fail "pkg-config --cflags --libs libmmkv failed"
-${CC:-cc} -o "$dest/example" "$top_srcdir/tests/readme_example.c" $flags ||
+# The build's own flags too: a sanitizer build's library needs its runtime
+# linked into the program.
+${CC:-cc} ${MMKV_CFLAGS:-} -o "$dest/example" "$top_srcdir/tests/readme_example.c" $flags ||
 	fail "the README example does not build against the installed tree"
 libdir=$(dirname "$(find "$dest" -name 'libmmkv.so' | head -n 1)")
 (cd "$dest" && LD_LIBRARY_PATH=$libdir ./example) >"$dest/out" || fail "the example failed to run"
