@@ -118,29 +118,6 @@ static void violation(const char *fmt, ...)
 
 /* ------------------------------------------------------------ processes */
 
-typedef void(child_fn)(void *arg);
-
-static pid_t spawn(child_fn *fn, void *arg)
-{
-	pid_t parent = getpid(), pid;
-
-	fflush(stdout);
-	fflush(stderr);
-	pid = fork();
-	if (pid < 0)
-		fail_msg("fork: %s", strerror(errno));
-	if (pid == 0) {
-		signal(SIGALRM, SIG_DFL);
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (getppid() != parent)
-			_exit(90);
-		/* Far beyond any run; a child outliving it is hung. */
-		alarm(soak_seconds + 600);
-		fn(arg);
-		_exit(0);
-	}
-	return pid;
-}
 
 static void describe_status(int status, char *buf, size_t cap)
 {
@@ -414,7 +391,7 @@ fail:
 	return rc;
 }
 
-static void writer_main(void *arg)
+static int writer_main(void *arg)
 {
 	writer_args *a = arg;
 	mmkv_env *env = NULL;
@@ -450,7 +427,7 @@ typedef struct reader_args {
 	uint64_t seed;
 } reader_args;
 
-static void reader_main(void *arg)
+static int reader_main(void *arg)
 {
 	reader_args *a = arg;
 	mmkv_env *env = NULL;
@@ -617,7 +594,7 @@ static void start_writer(writer_slot *w, const char *path, run_figures *f, test_
 	if (pipe(fd) != 0)
 		fail_msg("pipe: %s", strerror(errno));
 	w->args = (writer_args){ path, fd[1], fd[0], f->last_acked, rng_next(rng) };
-	w->pid = spawn(writer_main, &w->args);
+	w->pid = spawn_child(writer_main, &w->args, soak_seconds + 600);
 	/* Only the writer holds the write end: EOF when it dies. */
 	close(fd[1]);
 	assert_int_equal(fcntl(fd[0], F_SETFL, O_NONBLOCK), 0);
@@ -643,7 +620,7 @@ typedef struct reader_slot {
 static void start_reader(reader_slot *r, const char *path, test_rng *rng)
 {
 	r->args = (reader_args){ path, rng_next(rng) };
-	r->pid = spawn(reader_main, &r->args);
+	r->pid = spawn_child(reader_main, &r->args, soak_seconds + 600);
 }
 
 /* A child that died without our signal is a violation; it is replaced. */

@@ -56,8 +56,6 @@
 #define CHILD_ALARM 120
 /* Seconds the parent waits for a report before calling the child hung. */
 #define REPORT_TIMEOUT 60
-/* Exit status of a child whose parent was already gone. */
-#define CHILD_ORPHAN 90
 /* Exit status of the RDONLY child that could not become an unprivileged user. */
 #define CHILD_SKIP 77
 
@@ -66,28 +64,6 @@ static const unsigned int program_watchdog = 600;
 
 /* ------------------------------------------------------------ processes */
 
-typedef int(child_fn)(void *arg);
-
-/* Run fn(arg) in a child process, which leaves with _exit(fn's return). */
-static pid_t spawn(child_fn *fn, void *arg)
-{
-	pid_t parent = getpid(), pid;
-
-	fflush(stdout);
-	fflush(stderr);
-	pid = fork();
-	if (pid < 0)
-		fail_msg("fork: %s", strerror(errno));
-	if (pid == 0) {
-		signal(SIGALRM, SIG_DFL);
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (getppid() != parent)
-			_exit(CHILD_ORPHAN);
-		alarm(CHILD_ALARM);
-		_exit(fn(arg));
-	}
-	return pid;
-}
 
 static void describe_status(int status, char *buf, size_t cap)
 {
@@ -463,7 +439,7 @@ static void test_dead_readers_fill_table(void **state)
 	go = chan_new();
 	ha = (holder_args){ fx->path, SMALL_TABLE, &rep, &go };
 	for (int i = 0; i < 3; i++)
-		pids[i] = spawn(holder_main, &ha);
+		pids[i] = spawn_child(holder_main, &ha, CHILD_ALARM);
 	fd_close(&rep.wr);
 	for (int i = 0; i < 3; i++) {
 		report r = recv_report(rep.rd);
@@ -501,7 +477,7 @@ static void test_dead_readers_fill_table(void **state)
 	started = 0;
 	for (int i = 0; i < SMALL_TABLE; i++) {
 		report r;
-		pid_t pid = spawn(holder_main, &ha);
+		pid_t pid = spawn_child(holder_main, &ha, CHILD_ALARM);
 		r = recv_report(rep.rd);
 		if (r.rc == MMKV_READERS_FULL) {
 			expect_exit(pid, 0);
@@ -594,7 +570,7 @@ static void test_reader_list_lag(void **state)
 	rep = chan_new();
 	go = chan_new();
 	ha = (holder_args){ fx->path, 0, &rep, &go };
-	child = spawn(holder_main, &ha);
+	child = spawn_child(holder_main, &ha, CHILD_ALARM);
 	fd_close(&rep.wr);
 	fd_close(&go.rd);
 	hr = recv_report(rep.rd);
@@ -707,7 +683,7 @@ static void test_env_wait(void **state)
 	last = info.last_txnid;
 
 	for (int i = 0; i < WAITERS; i++)
-		pids[i] = spawn(waiter_main, &wa);
+		pids[i] = spawn_child(waiter_main, &wa, CHILD_ALARM);
 	fd_close(&rep.wr);
 	for (int i = 0; i < WAITERS; i++) {
 		report r = recv_report(rep.rd);
@@ -842,7 +818,7 @@ static void test_killed_writer(void **state)
 	char k[16];
 
 	commit_u64(env, "k", 1);
-	pid = spawn(doomed_writer_main, &wa);
+	pid = spawn_child(doomed_writer_main, &wa, CHILD_ALARM);
 	fd_close(&rep.wr);
 	fd_close(&go.rd);
 	r = recv_report(rep.rd);
@@ -862,7 +838,7 @@ static void test_killed_writer(void **state)
 	/* And another process can write after that. */
 	rep = chan_new();
 	wa = (writer_args){ fx->path, &rep, NULL };
-	pid = spawn(plain_writer_main, &wa);
+	pid = spawn_child(plain_writer_main, &wa, CHILD_ALARM);
 	fd_close(&rep.wr);
 	assert_rc(recv_report(rep.rd).rc, 0);
 	r = recv_report(rep.rd);
@@ -952,7 +928,7 @@ static void test_same_db_twice(void **state)
 	txn = txn_write(b);
 	rep = chan_new();
 	wa = (writer_args){ fx->path, &rep, NULL };
-	pid = spawn(plain_writer_main, &wa);
+	pid = spawn_child(plain_writer_main, &wa, CHILD_ALARM);
 	fd_close(&rep.wr);
 	assert_rc(recv_report(rep.rd).rc, 0);
 	usleep(50000); /* likely lets the child reach mmkv_txn_begin first */
@@ -1036,7 +1012,7 @@ static void test_fork_panics(void **state)
 
 	commit_u64(env, "k", 5);
 	held = txn_read(env); /* a snapshot open across the fork */
-	pid = spawn(forked_main, &fa);
+	pid = spawn_child(forked_main, &fa, CHILD_ALARM);
 	expect_exit(pid, 0);
 
 	/* The parent's handle is untouched by the child. */
@@ -1122,7 +1098,7 @@ static void test_snapshot_lag_limit(void **state)
 	assert_ok(mmkv_cursor_open(old_renew, dflt(old_renew), &cur));
 	assert_ok(mmkv_cursor_get(cur, &key, &val, MMKV_FIRST));
 
-	pid = spawn(lagging_reader_main, &la);
+	pid = spawn_child(lagging_reader_main, &la, CHILD_ALARM);
 	fd_close(&rep.wr);
 	fd_close(&go.rd);
 	r = recv_report(rep.rd);
@@ -1570,9 +1546,9 @@ static void test_hostile_lock_writer(void **state)
 	for (int i = 0; i < HOSTILE_READERS + HOSTILE_WRITERS + 1; i++)
 		ha[i] = (hostile_args){ fx->path, sh, &ready, &acks, seed + (uint64_t)i * 7919 };
 	for (int i = 0; i < HOSTILE_WRITERS; i++, n++)
-		pids[n] = spawn(hostile_writer_main, &ha[n]);
+		pids[n] = spawn_child(hostile_writer_main, &ha[n], CHILD_ALARM);
 	for (int i = 0; i < HOSTILE_READERS; i++, n++)
-		pids[n] = spawn(hostile_reader_main, &ha[n]);
+		pids[n] = spawn_child(hostile_reader_main, &ha[n], CHILD_ALARM);
 	fd_close(&ready.wr);
 	fd_close(&acks.wr);
 	for (int i = 0; i < n; i++)
@@ -1581,7 +1557,7 @@ static void test_hostile_lock_writer(void **state)
 	/* Everyone is in; now the lock file is fair game. Acks are drained
 	 * all along so that no writer blocks on a full pipe. */
 	assert_int_equal(fcntl(acks.rd, F_SETFL, O_NONBLOCK), 0);
-	scribbler = spawn(scribbler_main, &ha[n]);
+	scribbler = spawn_child(scribbler_main, &ha[n], CHILD_ALARM);
 	wait_draining(&scribbler, 1, acks.rd, &acked, &nacks, sh);
 	usleep(100000); /* some work after the last scribble, too */
 	atomic_store(&sh->stop, 1);
@@ -1709,7 +1685,7 @@ static void test_rdonly_open(void **state)
 		assert_true(fd >= 0);
 		assert_int_equal(fchmod(fd, 0666), 0);
 		close(fd);
-		pid = spawn(unprivileged_main, &ra);
+		pid = spawn_child(unprivileged_main, &ra, CHILD_ALARM);
 		status = reap(pid);
 		if (WIFEXITED(status) && WEXITSTATUS(status) == CHILD_SKIP) {
 			print_message("running as root and cannot drop to uid 65534: "

@@ -14,6 +14,7 @@
 #include <ftw.h>
 #include <inttypes.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -423,4 +424,24 @@ void watchdog(unsigned int seconds)
 {
 	signal(SIGALRM, SIG_DFL);
 	alarm(seconds);
+}
+
+pid_t spawn_child(test_child_fn *fn, void *arg, unsigned int alarm_seconds)
+{
+	pid_t parent = getpid(), pid;
+
+	fflush(stdout);
+	fflush(stderr);
+	pid = fork();
+	if (pid < 0)
+		fail_msg("fork: %s", strerror(errno));
+	if (pid == 0) {
+		signal(SIGALRM, SIG_DFL);
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(TEST_CHILD_ORPHAN);
+		alarm(alarm_seconds);
+		_exit(fn(arg));
+	}
+	return pid;
 }

@@ -26,6 +26,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include <sys/types.h>
+
 #include "mmkv.h"
 
 #ifndef PATH_MAX
@@ -60,6 +62,21 @@ int run_group_both_modes(const char *name, const struct CMUnitTest *tests, size_
 			fail_msg("%s returned %d (%s), expected %s or %s", #expr, rc_,      \
 			         mmkv_strerror(rc_), #want1, #want2);                       \
 	} while (0)
+
+/* ---- child processes ---- */
+
+/* A child's body; its return value is the child's exit status. */
+typedef int(test_child_fn)(void *arg);
+
+/* Exit status of a child whose parent died before it started. */
+#define TEST_CHILD_ORPHAN 90
+
+/* Run fn(arg) in a child process that leaves with _exit(fn's return), is
+ * killed when its parent dies (PR_SET_PDEATHSIG), and by SIGALRM after
+ * alarm_seconds, so a hung child fails its test instead of blocking it.
+ * Children must not call cmocka asserts: they report through their exit
+ * status or a pipe. */
+pid_t spawn_child(test_child_fn *fn, void *arg, unsigned int alarm_seconds);
 
 /* ---- temporary directories ---- */
 
