@@ -7,7 +7,8 @@
  * built and closed; then, for many seeded variants, a copy of its file is
  * damaged: random bytes flipped in random pages, page headers hit, pages
  * zeroed, filled with noise or overwritten by other pages, the file
- * truncated at and between page boundaries, meta pages zeroed or damaged.
+ * truncated at every page boundary and between boundaries, meta pages zeroed
+ * or damaged.
  * Each copy is probed in a child process: open (0, MMKV_CORRUPTED,
  * MMKV_INVALID or MMKV_VERSION_MISMATCH), and if it opens, mmkv_env_check,
  * full cursor scans both ways and gets of every key of every database, and
@@ -470,6 +471,12 @@ static void test_damaged_variants(void **state)
 			write_file(vp, b.img, cuts[i]);
 			probe_in_child(vp, 0, label, &t);
 		}
+	}
+	/* truncation at every page boundary of the file */
+	for (size_t pages = 1; pages * b.ps < b.len; pages++) {
+		snprintf(label, sizeof(label), "truncated to page boundary %zu", pages);
+		write_file(vp, b.img, pages * b.ps);
+		probe_in_child(vp, 0, label, &t);
 	}
 	/* fixed cases: meta pages zeroed, one or both, or swapped */
 	for (int which = 0; which < 4; which++) {
