@@ -119,16 +119,6 @@ static void violation(const char *fmt, ...)
 /* ------------------------------------------------------------ processes */
 
 
-static void describe_status(int status, char *buf, size_t cap)
-{
-	if (WIFEXITED(status))
-		snprintf(buf, cap, "exit status %d", WEXITSTATUS(status));
-	else if (WIFSIGNALED(status))
-		snprintf(buf, cap, "signal %d (%s)", WTERMSIG(status), strsignal(WTERMSIG(status)));
-	else
-		snprintf(buf, cap, "wait status %#x", status);
-}
-
 /* SIGKILL a child and reap it. True when our signal ended it; otherwise it
  * had died on its own, which is a violation. */
 static bool kill_child(pid_t pid, const char *what)
@@ -143,7 +133,7 @@ static bool kill_child(pid_t pid, const char *what)
 	}
 	if (WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
 		return true;
-	describe_status(status, how, sizeof(how));
+	describe_wait_status(status, how, sizeof(how));
 	violation("%s %d ended by itself with %s", what, (int)pid, how);
 	return false;
 }
@@ -634,7 +624,7 @@ static bool died_unasked(pid_t pid, const char *what)
 		return false;
 	if (r < 0)
 		fail_msg("waitpid(%d): %s", (int)pid, strerror(errno));
-	describe_status(status, how, sizeof(how));
+	describe_wait_status(status, how, sizeof(how));
 	violation("%s %d died unasked: %s", what, (int)pid, how);
 	return true;
 }

@@ -65,16 +65,6 @@ static const unsigned int program_watchdog = 600;
 /* ------------------------------------------------------------ processes */
 
 
-static void describe_status(int status, char *buf, size_t cap)
-{
-	if (WIFEXITED(status))
-		snprintf(buf, cap, "exit status %d", WEXITSTATUS(status));
-	else if (WIFSIGNALED(status))
-		snprintf(buf, cap, "signal %d (%s)", WTERMSIG(status), strsignal(WTERMSIG(status)));
-	else
-		snprintf(buf, cap, "wait status %#x", status);
-}
-
 static int reap(pid_t pid)
 {
 	int status;
@@ -93,7 +83,7 @@ static void expect_exit(pid_t pid, int code)
 	char what[96];
 
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != code) {
-		describe_status(status, what, sizeof(what));
+		describe_wait_status(status, what, sizeof(what));
 		fail_msg("child %d ended with %s, expected exit status %d", (int)pid, what, code);
 	}
 }
@@ -107,7 +97,7 @@ static void kill_and_reap(pid_t pid)
 	assert_int_equal(kill(pid, SIGKILL), 0);
 	status = reap(pid);
 	if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGKILL) {
-		describe_status(status, what, sizeof(what));
+		describe_wait_status(status, what, sizeof(what));
 		fail_msg("child %d ended with %s before it was killed", (int)pid, what);
 	}
 }
@@ -1514,7 +1504,7 @@ static void wait_draining(const pid_t *pids, int n, int fd, uint64_t *max, uint6
 			left--;
 			if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
 				atomic_store(&sh->stop, 1);
-				describe_status(status, what, sizeof(what));
+				describe_wait_status(status, what, sizeof(what));
 				fail_msg("child %d ended with %s while the lock file was scribbled on",
 				         (int)pids[i], what);
 			}
@@ -1695,7 +1685,7 @@ static void test_rdonly_open(void **state)
 		}
 		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
 			char what[96];
-			describe_status(status, what, sizeof(what));
+			describe_wait_status(status, what, sizeof(what));
 			fail_msg("unprivileged reader ended with %s", what);
 		}
 	}

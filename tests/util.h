@@ -78,6 +78,9 @@ typedef int(test_child_fn)(void *arg);
  * status or a pipe. */
 pid_t spawn_child(test_child_fn *fn, void *arg, unsigned int alarm_seconds);
 
+/* A waitpid() status in words ("exit status 3", "signal 9 (Killed)"). */
+void describe_wait_status(int status, char *buf, size_t cap);
+
 /* ---- temporary directories ---- */
 
 typedef struct test_dir {

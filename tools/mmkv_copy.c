@@ -94,12 +94,8 @@ int main(int argc, char **argv)
 	bool show = isatty(STDERR_FILENO), thread_started = false;
 	struct stat st;
 
-	tool_init(argv[0]);
-	if (argc == 2 && strcmp(argv[1], "--help") == 0) {
-		fputs(usage_text, stdout);
+	if (tool_start(argc, argv, usage_text))
 		return 0;
-	}
-	opterr = 0; /* getopt would name the program by its path */
 	while ((opt = getopt(argc, argv, "Vcn")) != -1) {
 		switch (opt) {
 		case 'V':

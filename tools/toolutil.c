@@ -32,6 +32,17 @@ void tool_init(const char *argv0)
 		progname += 3;
 }
 
+bool tool_start(int argc, char **argv, const char *usage)
+{
+	tool_init(argv[0]);
+	if (argc == 2 && strcmp(argv[1], "--help") == 0) {
+		fputs(usage, stdout);
+		return true;
+	}
+	opterr = 0;
+	return false;
+}
+
 const char *tool_name(void)
 {
 	return progname;

@@ -22,6 +22,12 @@
 void tool_init(const char *argv0);
 const char *tool_name(void);
 
+/* Start of a getopt-based main(): tool_init, then, for a lone "--help",
+ * print usage to stdout and return true (the tool exits 0); and quiet
+ * getopt, which would name the program by its path (the tool reports bad
+ * options itself). */
+bool tool_start(int argc, char **argv, const char *usage);
+
 /* Print "PROG: FILE: message\n" to stderr; file may be NULL (then
  * "PROG: message"). */
 void tool_err(const char *file, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
