@@ -71,9 +71,41 @@
  *     memory map (or, for a write transaction, into its dirty pages). They stay
  *     valid until the transaction ends, or, in a write transaction, until the
  *     next change made by that transaction. Never write through them.
+ *   - Values stored compressed (databases opened with MMKV_COMPRESS, see
+ *     COMPRESSION below) are returned decompressed, from memory of the
+ *     library instead of the map: a value from mmkv_get() (and the existing
+ *     value a failed MMKV_NOOVERWRITE put returns) stays valid until the
+ *     transaction ends or is reset, and its memory is held until then, so a
+ *     transaction that gets many compressed values should be short; a value
+ *     from mmkv_cursor_get() stays valid until the next call on that cursor
+ *     or its close. Copy what must live longer.
  *   - With MMKV_WRITEMAP, a stray write through a pointer into the map can
  *     corrupt the database; without it the map is read-only and such a bug
  *     crashes the program instead.
+ *
+ * COMPRESSION
+ *
+ *   A database opened with MMKV_COMPRESS (at creation, or later in a write
+ *   transaction: values stored before stay as they were) stores each value
+ *   of at least `threshold` bytes LZ4-compressed when that makes it smaller
+ *   by at least `min_saving` percent; other values are stored as they are.
+ *   Defaults: threshold 48 bytes (values below it rarely save the few bytes
+ *   of the frame header, even with a dictionary), min_saving 10%; change
+ *   them with mmkv_compress_set(). Reads return the original bytes (see
+ *   CAVEATS for how long they stay valid). MMKV_RESERVE puts store the value
+ *   uncompressed, since its bytes are written after the call.
+ *
+ *   Dictionaries. Small values alike in shape compress poorly one by one,
+ *   so a compressed database keeps LZ4 dictionaries: up to 64 KiB of its own
+ *   values, sampled evenly over its keys, that LZ4 uses as history. One is
+ *   built automatically by the put that finds the database holding 512
+ *   entries, and again at 8192 and 131072 entries, so that the sample
+ *   follows the data as it grows; the values stored before (when 8192 or
+ *   fewer) are compressed again with the new one. One is also built
+ *   whenever mmkv_dict_build() is called, for example after a bulk load or
+ *   when the kind of values changed. New values use the newest dictionary;
+ *   values compressed with an older one keep it and stay readable. The
+ *   dictionaries of a database are deleted with it (mmkv_drop with del = 1).
  */
 #ifndef MMKV_H
 #define MMKV_H
@@ -145,6 +177,7 @@ MMKV_API const char *mmkv_strerror(int err);
 #define MMKV_CREATE 0x00000100u     /* create the database if it does not exist */
 #define MMKV_INTEGERKEY 0x00000200u /* keys are native unsigned 32- or 64-bit integers */
 #define MMKV_REVERSEKEY 0x00000400u /* compare keys from their last byte to their first */
+#define MMKV_COMPRESS 0x00000800u   /* store values LZ4-compressed where it saves space */
 
 /* Write flags (mmkv_put, mmkv_cursor_put). */
 #define MMKV_NOOVERWRITE 0x00001000u /* fail with MMKV_KEYEXIST if the key exists */
@@ -412,7 +445,10 @@ MMKV_API uint64_t mmkv_txn_id(const mmkv_txn *txn);
  * transaction aborts, the handle stays open but names nothing). Key flags
  * (MMKV_INTEGERKEY, MMKV_REVERSEKEY) are recorded at creation; asking for
  * other key flags later fails, unless the database is empty in a write
- * transaction, which then takes the new flags. Handles belong to the
+ * transaction, which then takes the new flags. MMKV_COMPRESS is recorded
+ * too; given for an existing uncompressed database in a write transaction
+ * it turns compression on (in a read transaction: MMKV_INCOMPATIBLE);
+ * opening a compressed database without it changes nothing. Handles belong to the
  * environment and stay valid until it is closed; opening the same name twice
  * returns the same handle.
  *
@@ -434,8 +470,8 @@ MMKV_API int mmkv_dbi_list(mmkv_txn *txn, mmkv_name_func *fn, void *ctx);
  * MMKV_BAD_DBI, MMKV_BAD_TXN, MMKV_CORRUPTED. */
 MMKV_API int mmkv_dbi_stat(mmkv_txn *txn, mmkv_dbi dbi, mmkv_stat *stat);
 
-/* The database's flags (MMKV_INTEGERKEY, MMKV_REVERSEKEY) in this
- * transaction's view. Errors: EINVAL, MMKV_BAD_DBI, MMKV_BAD_TXN. */
+/* The database's flags (MMKV_INTEGERKEY, MMKV_REVERSEKEY, MMKV_COMPRESS) in
+ * this transaction's view. Errors: EINVAL, MMKV_BAD_DBI, MMKV_BAD_TXN. */
 MMKV_API int mmkv_dbi_flags(mmkv_txn *txn, mmkv_dbi dbi, unsigned int *flags);
 
 /* Empty the database (del == 0) or delete it from the catalog (del == 1; not
@@ -449,6 +485,40 @@ MMKV_API int mmkv_drop(mmkv_txn *txn, mmkv_dbi dbi, int del);
  * transaction that uses the handle, before any read or write.
  * Errors: EINVAL, MMKV_BAD_DBI. */
 MMKV_API int mmkv_set_compare(mmkv_txn *txn, mmkv_dbi dbi, mmkv_cmp_func *cmp);
+
+/* ------------------------------------------------------------ compression */
+
+/* Compression settings and dictionaries of a database (see COMPRESSION). */
+typedef struct mmkv_compress_stat {
+	unsigned int threshold;  /* values of at least this many bytes are tried */
+	unsigned int min_saving; /* percent a compressed value must save to be kept */
+	uint32_t dict_id;        /* dictionary new values use; 0: none yet */
+	uint32_t dict_count;     /* dictionaries the database has (current and older) */
+	uint64_t dict_bytes;     /* their total size */
+} mmkv_compress_stat;
+
+/* Report the compression settings of a database opened with MMKV_COMPRESS.
+ * Errors: EINVAL, MMKV_INCOMPATIBLE (not compressed), MMKV_BAD_DBI,
+ * MMKV_BAD_TXN, MMKV_CORRUPTED. */
+MMKV_API int mmkv_compress_info(mmkv_txn *txn, mmkv_dbi dbi, mmkv_compress_stat *stat);
+
+/* Set the threshold (0 to 65535 bytes) and least saving (0 to 99 percent)
+ * of a compressed database; they apply to values stored from now on and are
+ * recorded in the file. Errors: EINVAL (out of range), EACCES (read
+ * transaction), MMKV_INCOMPATIBLE (not compressed), MMKV_BAD_DBI,
+ * MMKV_BAD_TXN. */
+MMKV_API int mmkv_compress_set(mmkv_txn *txn, mmkv_dbi dbi, unsigned int threshold,
+                               unsigned int min_saving);
+
+/* Build a new dictionary for a compressed database from a sample of its
+ * current values and use it for the values stored from now on (older
+ * values keep theirs). Values already stored are not recompressed; to
+ * recompress everything, rewrite the values (or dump and load).
+ * Errors: MMKV_NOTFOUND (the values at or above the threshold are too few
+ * to sample; nothing changed), EACCES (read transaction), MMKV_INCOMPATIBLE
+ * (not compressed), MMKV_BAD_DBI, MMKV_BAD_TXN, MMKV_CORRUPTED,
+ * MMKV_MAP_FULL, ENOSPC, EIO, ENOMEM. */
+MMKV_API int mmkv_dict_build(mmkv_txn *txn, mmkv_dbi dbi);
 
 /* ------------------------------------------------------------- key/value */
 

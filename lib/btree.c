@@ -113,6 +113,8 @@ void mmkv__cursor_init(mmkv_cursor *c, mmkv_txn *txn, mmkv_dbi dbi)
 	c->gen = txn->gen;
 	c->saved = NULL;
 	c->saved_len = c->saved_cap = 0;
+	c->vbuf = NULL;
+	c->vbuf_cap = 0;
 }
 
 /* Load the page at level of the stack, checking its kind against the depth
@@ -360,7 +362,7 @@ static int node_value(mmkv_txn *txn, const mmkv_node *n, mmkv_val *data)
 	return 0;
 }
 
-int mmkv__cursor_read(mmkv_cursor *c, mmkv_val *key, mmkv_val *data)
+int mmkv__cursor_read_node(mmkv_cursor *c, mmkv_val *key, mmkv_val *data, unsigned *nflags)
 {
 	mmkv_node n;
 	int rc = node_get(c->pages[c->top], c->txn->env->psize, c->idx[c->top], &n);
@@ -369,9 +371,16 @@ int mmkv__cursor_read(mmkv_cursor *c, mmkv_val *key, mmkv_val *data)
 		return rc;
 	if (key)
 		*key = n.key;
+	if (nflags)
+		*nflags = n.flags;
 	if (data)
 		return node_value(c->txn, &n, data);
 	return 0;
+}
+
+int mmkv__cursor_read(mmkv_cursor *c, mmkv_val *key, mmkv_val *data)
+{
+	return mmkv__cursor_read_node(c, key, data, NULL);
 }
 
 /* -------------------------------------------------- saving and restoring */
@@ -678,7 +687,7 @@ static int insert_into_branch(mmkv_cursor *c, int level, unsigned idx, pgno_t ch
 
 /* Build the leaf node for key/data into buf (NODE_MAX bytes), allocating an
  * overflow run for a large value. *dst receives where the value bytes go. */
-static int make_leaf_node(mmkv_cursor *c, const mmkv_val *key, const mmkv_val *data,
+static int make_leaf_node(mmkv_cursor *c, const mmkv_val *key, const mmkv_val *data, unsigned nflags,
                           unsigned char *buf, uint32_t *size, unsigned char **dst, pgno_t *run_pgno)
 {
 	mmkv_txn *txn = c->txn;
@@ -686,7 +695,7 @@ static int make_leaf_node(mmkv_cursor *c, const mmkv_val *key, const mmkv_val *d
 
 	*run_pgno = 0;
 	if (leaf_node_size(key->size, data->size, false) <= MMKV_NODE_MAX(psize)) {
-		mmkv__leaf_node_write(buf, key, (uint32_t)data->size, 0);
+		mmkv__leaf_node_write(buf, key, (uint32_t)data->size, nflags);
 		*size = (uint32_t)leaf_node_size(key->size, data->size, false);
 		*dst = buf + MMKV_LNODE_KEY + key->size;
 		return 0;
@@ -707,14 +716,15 @@ static int make_leaf_node(mmkv_cursor *c, const mmkv_val *key, const mmkv_val *d
 	/* Zero the tail so the run's checksum covers defined bytes. */
 	memset(run + MMKV_PAGE_HEADER + data->size, 0, np * psize - MMKV_PAGE_HEADER - data->size);
 	cursor_db(c)->overflow_pages += np;
-	mmkv__leaf_node_write(buf, key, (uint32_t)data->size, MMKV_NODE_OVERFLOW);
+	mmkv__leaf_node_write(buf, key, (uint32_t)data->size, MMKV_NODE_OVERFLOW | nflags);
 	put64(buf + MMKV_LNODE_KEY + key->size, *run_pgno);
 	*size = (uint32_t)leaf_node_size(key->size, 0, true);
 	*dst = run + MMKV_PAGE_HEADER;
 	return 0;
 }
 
-int mmkv__btree_put(mmkv_cursor *c, const mmkv_val *key, mmkv_val *data, unsigned int flags)
+int mmkv__btree_put(mmkv_cursor *c, const mmkv_val *key, mmkv_val *data, unsigned int flags,
+                    unsigned nflags)
 {
 	mmkv_txn *txn = c->txn;
 	mmkv_db *db = cursor_db(c);
@@ -783,6 +793,7 @@ int mmkv__btree_put(mmkv_cursor *c, const mmkv_val *key, mmkv_val *data, unsigne
 		bool inline_new = leaf_node_size(key->size, data->size, false) <= MMKV_NODE_MAX(psize);
 		if (!(old.flags & MMKV_NODE_OVERFLOW) && inline_new && old.vsize == data->size) {
 			/* Same size, inline: overwrite in place. */
+			old.base[MMKV_LNODE_FLAGS] = (unsigned char)nflags;
 			if (flags & MMKV_RESERVE)
 				data->data = old.value;
 			else if (data->size)
@@ -798,7 +809,7 @@ int mmkv__btree_put(mmkv_cursor *c, const mmkv_val *key, mmkv_val *data, unsigne
 		db->entries--;
 	}
 
-	rc = make_leaf_node(c, key, data, nodebuf, &size, &dst, &run_pgno);
+	rc = make_leaf_node(c, key, data, nflags, nodebuf, &size, &dst, &run_pgno);
 	if (rc)
 		return rc;
 	if (run_pgno == 0 && !(flags & MMKV_RESERVE) && data->size)

@@ -9,6 +9,9 @@
  *     the bounds set by the parent's separators, branch node 0 key empty;
  *  3. overflow runs: kind, length matching the value, checksum;
  *  4. db records: entries and page counts match what was walked;
+ *  4a. compressed values: only in databases with compression, and each
+ *     decodes (with the dictionary it names) to exactly its original size;
+ *     dictionary records are well formed;
  *  5. accounting: each page number below npages is a meta page, reachable
  *     exactly once, or listed exactly once in the free tree.
  * Each problem is reported with the page it concerns; the walk goes on so
@@ -28,6 +31,8 @@ typedef struct checker {
 	mmkv_check_func *report;
 	void *ctx;
 	mmkv_check_result res;
+	unsigned char *vbuf; /* decompressed values, checked and dropped */
+	size_t vcap;
 } checker;
 
 typedef struct tree_counts {
@@ -85,6 +90,19 @@ static void check_overflow(checker *ck, const mmkv_node *n, tree_counts *tc)
 		problem(ck, n->child, "overflow run at page %llu fails its checksum", (unsigned long long)n->child);
 }
 
+/* A compressed value (invariant 4a). */
+static void check_compressed(checker *ck, const mmkv_db *db, pgno_t pgno, unsigned i, const mmkv_val *stored)
+{
+	mmkv_val out;
+
+	if (!(db->flags & MMKV_DB_COMPRESS))
+		problem(ck, pgno, "page %llu: node %u is compressed in a database without compression",
+		        (unsigned long long)pgno, i);
+	else if (mmkv__value_expand(ck->txn, stored, (mmkv_vbuf){ &ck->vbuf, &ck->vcap }, &out))
+		problem(ck, pgno, "page %llu: compressed value of node %u does not decode",
+		        (unsigned long long)pgno, i);
+}
+
 /* Visitor for leaf entries of special trees (free tree, catalog). */
 typedef void (*entry_fn)(checker *ck, pgno_t leaf, const mmkv_val *key, const mmkv_val *val, void *arg);
 
@@ -139,17 +157,20 @@ static void walk(checker *ck, mmkv_keycmp cmp, const mmkv_db *db, pgno_t pgno, u
 		}
 		if (leaf) {
 			mmkv_val val = { n.vsize, n.value };
+			bool have_val = true;
 			tc->entries++;
 			if (n.flags & MMKV_NODE_OVERFLOW) {
-				check_overflow(ck, &n, tc);
 				unsigned char *run;
-				if (fn && mmkv__page_get(ck->txn, n.child, &run) == 0) {
+				uint64_t before = ck->res.problems;
+				check_overflow(ck, &n, tc);
+				have_val = ck->res.problems == before && mmkv__page_get(ck->txn, n.child, &run) == 0;
+				if (have_val)
 					val.data = run + MMKV_PAGE_HEADER;
-					fn(ck, pgno, &n.key, &val, arg);
-				}
-			} else if (fn) {
-				fn(ck, pgno, &n.key, &val, arg);
 			}
+			if (have_val && (n.flags & MMKV_NODE_COMPRESSED))
+				check_compressed(ck, db, pgno, i, &val);
+			else if (have_val && fn)
+				fn(ck, pgno, &n.key, &val, arg);
 		} else {
 			const mmkv_val *child_lo = i == 0 ? lo : &n.key;
 			mmkv_val next_key;
@@ -217,15 +238,34 @@ static mmkv_keycmp named_cmp(checker *ck, const mmkv_val *name, const mmkv_db *r
 	return mmkv__flags_cmp(rec->flags);
 }
 
+/* An entry of the dictionary database (format.h, DICTIONARY DATABASE). */
+static void dict_entry(checker *ck, pgno_t leaf, const mmkv_val *key, const mmkv_val *val, void *arg)
+{
+	const unsigned char *v = val->data;
+
+	(void)arg;
+	if (key->size != 4 || val->size < 2 || val->size < 2u + v[0] ||
+	    val->size - 1 - v[0] > MMKV_DICT_MAX)
+		problem(ck, leaf, "dictionary record in page %llu is malformed", (unsigned long long)leaf);
+}
+
 static void catalog_entry(checker *ck, pgno_t leaf, const mmkv_val *key, const mmkv_val *val, void *arg)
 {
 	char name[MMKV_NAME_MAX + 1];
+	bool dicts = key->size == MMKV_DICT_DB_NAMELEN &&
+	             memcmp(key->data, MMKV_DICT_DB_NAME, MMKV_DICT_DB_NAMELEN) == 0;
 	mmkv_db rec;
 
 	(void)arg;
 	if (key->size == 0 || key->size > MMKV_NAME_MAX || val->size != MMKV_DBREC_SIZE ||
-	    mmkv__db_decode(val->data, &rec) || rec.root >= ck->npages) {
+	    mmkv__db_decode(val->data, &rec) || rec.root >= ck->npages ||
+	    (!dicts && memchr(key->data, 0, key->size)) ||
+	    (dicts && rec.flags != MMKV_DB_INTEGERKEY)) {
 		problem(ck, leaf, "catalog entry in page %llu is malformed", (unsigned long long)leaf);
+		return;
+	}
+	if (dicts) {
+		check_tree(ck, "(dictionaries)", &rec, mmkv__flags_cmp(rec.flags), dict_entry, false);
 		return;
 	}
 	memcpy(name, key->data, key->size);
@@ -267,6 +307,7 @@ MMKV_API int mmkv_env_check(mmkv_env *env, mmkv_check_func *report, void *ctx, m
 	}
 	ck.res.pages_total = ck.npages;
 	mmkv__free(ck.seen);
+	mmkv__free(ck.vbuf);
 	mmkv_txn_abort(txn);
 	if (result)
 		*result = ck.res;

@@ -27,6 +27,44 @@ static int check_value(const mmkv_val *data, unsigned int flags)
 	return 0;
 }
 
+/* The value at an internal cursor, decompressed into `where` if stored
+ * compressed. */
+static int read_value(mmkv_cursor *c, mmkv_val *key, mmkv_val *data, mmkv_vbuf where)
+{
+	unsigned nflags;
+	int rc = mmkv__cursor_read_node(c, key, data, &nflags);
+
+	if (rc == 0 && data && (nflags & MMKV_NODE_COMPRESSED))
+		rc = mmkv__value_expand(c->txn, data, where, data);
+	return rc;
+}
+
+/* Transaction-lifetime storage for values of mmkv_get. */
+static const mmkv_vbuf TXN_ARENA = { NULL, NULL };
+
+/* Store key -> data at cursor c (compressing the value if its database
+ * asks for it); the common part of mmkv_put and mmkv_cursor_put. */
+static int store(mmkv_cursor *c, const mmkv_val *key, mmkv_val *data, unsigned int flags)
+{
+	mmkv_val stored = *data;
+	unsigned nflags = 0;
+	int rc = mmkv__compress_before_put(c->txn, c->dbi);
+
+	if (rc == 0 && !(flags & MMKV_RESERVE))
+		rc = mmkv__value_compress(c->txn, c->dbi, data, &stored, &nflags);
+	if (rc == 0)
+		rc = mmkv__btree_put(c, key, &stored, flags, nflags);
+	if (rc == MMKV_KEYEXIST && (flags & MMKV_NOOVERWRITE) && !(flags & MMKV_APPEND)) {
+		/* The cursor is on the existing entry: hand back its value. */
+		int rc2 = read_value(c, NULL, data, TXN_ARENA);
+		if (rc2)
+			rc = rc2;
+	} else if (rc == 0 && (flags & MMKV_RESERVE)) {
+		data->data = stored.data;
+	}
+	return rc;
+}
+
 /* A failure that may have left the tree half-changed poisons the txn. */
 static int change_result(mmkv_txn *txn, int rc)
 {
@@ -58,7 +96,7 @@ MMKV_API int mmkv_get(mmkv_txn *txn, mmkv_dbi dbi, const mmkv_val *key, mmkv_val
 		return rc;
 	if (!exact)
 		return MMKV_NOTFOUND;
-	rc = mmkv__cursor_read(&c, NULL, data);
+	rc = read_value(&c, NULL, data, TXN_ARENA);
 	/* Evicted while reading: what was read may be reused pages. */
 	return rc ? rc : mmkv__txn_snapshot_ok(txn);
 }
@@ -85,7 +123,7 @@ MMKV_API int mmkv_put(mmkv_txn *txn, mmkv_dbi dbi, const mmkv_val *key, mmkv_val
 	if (rc)
 		return rc;
 	mmkv__cursor_init(&c, txn, dbi);
-	return change_result(txn, mmkv__btree_put(&c, key, data, flags));
+	return change_result(txn, store(&c, key, data, flags));
 }
 
 MMKV_API int mmkv_del(mmkv_txn *txn, mmkv_dbi dbi, const mmkv_val *key, const mmkv_val *data)
@@ -153,6 +191,7 @@ MMKV_API void mmkv_cursor_close(mmkv_cursor *c)
 		}
 	}
 	mmkv__free(c->saved);
+	mmkv__free(c->vbuf);
 	mmkv__free(c);
 }
 
@@ -194,7 +233,7 @@ static int seek_op(mmkv_cursor *c, mmkv_val *key, mmkv_cursor_op op)
 
 MMKV_API int mmkv_cursor_get(mmkv_cursor *c, mmkv_val *key, mmkv_val *data, mmkv_cursor_op op)
 {
-	mmkv_val stored;
+	mmkv_val found;
 	int rc = cursor_ready(c, false);
 
 	if (rc)
@@ -248,11 +287,11 @@ MMKV_API int mmkv_cursor_get(mmkv_cursor *c, mmkv_val *key, mmkv_val *data, mmkv
 	}
 	if (rc)
 		return rc;
-	rc = mmkv__cursor_read(c, &stored, data);
+	rc = read_value(c, &found, data, (mmkv_vbuf){ &c->vbuf, &c->vbuf_cap });
 	if (rc == 0)
 		rc = mmkv__txn_snapshot_ok(c->txn);
 	if (rc == 0 && key && op != MMKV_SET)
-		*key = stored;
+		*key = found;
 	return rc;
 }
 
@@ -283,7 +322,7 @@ MMKV_API int mmkv_cursor_put(mmkv_cursor *c, const mmkv_val *key, mmkv_val *data
 	rc = mmkv__txn_begin_change(c->txn);
 	if (rc)
 		return rc;
-	return change_result(c->txn, mmkv__btree_put(c, key, data, flags));
+	return change_result(c->txn, store(c, key, data, flags));
 }
 
 MMKV_API int mmkv_cursor_del(mmkv_cursor *c, unsigned int flags)

@@ -13,16 +13,20 @@
  *  1. env->dbis[0 .. ndbis) never changes once published (ndbis is stored
  *     with release order, under dbi_mutex), so readers need no lock.
  *  2. The default database's record lives in the meta, never in the catalog.
+ *  3. The dictionary database (compress.c) has the fixed handle
+ *     MMKV_DBI_DICT and a catalog name no user name can equal; it is saved
+ *     like a named database but never listed or opened by name.
  */
 #include "page.h"
 
 #include <stdlib.h>
 
-static uint32_t public_to_db_flags(unsigned int flags)
+static uint32_t public_to_key_flags(unsigned int flags)
 {
 	return ((flags & MMKV_INTEGERKEY) ? MMKV_DB_INTEGERKEY : 0) |
 	       ((flags & MMKV_REVERSEKEY) ? MMKV_DB_REVERSEKEY : 0);
 }
+#define DB_KEY_FLAGS (MMKV_DB_INTEGERKEY | MMKV_DB_REVERSEKEY)
 
 /* Look the handle's name up in the transaction's catalog. */
 static int catalog_lookup(mmkv_txn *txn, const char *name, size_t len, mmkv_db *rec, bool *found)
@@ -71,7 +75,7 @@ int mmkv__dbi_save_records(mmkv_txn *txn)
 	mmkv_env *env = txn->env;
 	uint32_t n = __atomic_load_n(&env->ndbis, __ATOMIC_ACQUIRE);
 
-	for (uint32_t i = MMKV_DBI_USER; i < n; i++) {
+	for (uint32_t i = MMKV_DBI_DICT; i < n; i++) {
 		unsigned char buf[MMKV_DBREC_SIZE];
 		mmkv_val key = { env->dbis[i].namelen, env->dbis[i].name }, val = { sizeof(buf), buf };
 		mmkv_cursor c;
@@ -81,7 +85,7 @@ int mmkv__dbi_save_records(mmkv_txn *txn)
 			continue;
 		mmkv__db_encode(&txn->dbs[i], buf);
 		mmkv__cursor_init(&c, txn, MMKV_DBI_CATALOG);
-		rc = mmkv__btree_put(&c, &key, &val, 0);
+		rc = mmkv__btree_put(&c, &key, &val, 0, 0);
 		if (rc)
 			return rc;
 	}
@@ -89,17 +93,25 @@ int mmkv__dbi_save_records(mmkv_txn *txn)
 }
 
 /* Key flags asked for at open must match the database's, except that an
- * empty database may take new ones in a write transaction. */
-static int apply_key_flags(mmkv_txn *txn, mmkv_dbi dbi, uint32_t want)
+ * empty database may take new ones in a write transaction. MMKV_COMPRESS
+ * turns compression on for any database in a write transaction (values
+ * stored before stay as they are); a read transaction cannot. */
+static int apply_flags(mmkv_txn *txn, mmkv_dbi dbi, uint32_t want, bool compress)
 {
 	mmkv_db *db = &txn->dbs[dbi];
+	bool rdonly = (txn->flags & TXN_RDONLY) != 0;
 
-	if (want == 0 || want == db->flags)
-		return 0;
-	if ((txn->flags & TXN_RDONLY) || db->entries != 0)
-		return MMKV_INCOMPATIBLE;
-	db->flags = want;
-	txn->dbstate[dbi] |= DB_DIRTY;
+	if (want != 0 && want != (db->flags & DB_KEY_FLAGS)) {
+		if (rdonly || db->entries != 0)
+			return MMKV_INCOMPATIBLE;
+		db->flags = (db->flags & ~DB_KEY_FLAGS) | want;
+		txn->dbstate[dbi] |= DB_DIRTY;
+	}
+	if (compress && !(db->flags & MMKV_DB_COMPRESS)) {
+		if (rdonly)
+			return MMKV_INCOMPATIBLE;
+		return mmkv__compress_enable(txn, dbi);
+	}
 	return 0;
 }
 
@@ -130,8 +142,9 @@ static int find_or_add_slot(mmkv_env *env, const char *name, size_t len, bool ad
 
 MMKV_API int mmkv_dbi_open(mmkv_txn *txn, const char *name, unsigned int flags, mmkv_dbi *dbi)
 {
-	const unsigned int known = MMKV_CREATE | MMKV_INTEGERKEY | MMKV_REVERSEKEY;
-	uint32_t want = public_to_db_flags(flags);
+	const unsigned int known = MMKV_CREATE | MMKV_INTEGERKEY | MMKV_REVERSEKEY | MMKV_COMPRESS;
+	uint32_t want = public_to_key_flags(flags);
+	bool compress = (flags & MMKV_COMPRESS) != 0;
 	mmkv_env *env;
 	mmkv_db rec;
 	bool found;
@@ -144,7 +157,7 @@ MMKV_API int mmkv_dbi_open(mmkv_txn *txn, const char *name, unsigned int flags, 
 	if (!dbi || (flags & ~known) || (want == (MMKV_DB_INTEGERKEY | MMKV_DB_REVERSEKEY)))
 		return EINVAL;
 	if (!name) {
-		rc = apply_key_flags(txn, MMKV_DBI_MAIN, want);
+		rc = apply_flags(txn, MMKV_DBI_MAIN, want, compress);
 		if (rc == 0)
 			*dbi = MMKV_DBI_MAIN;
 		return rc;
@@ -156,7 +169,7 @@ MMKV_API int mmkv_dbi_open(mmkv_txn *txn, const char *name, unsigned int flags, 
 	pthread_mutex_lock(&env->dbi_mutex);
 	rc = find_or_add_slot(env, name, len, false, &h);
 	if (rc == 0 && (txn->dbstate[h] & DB_VALID) && !(txn->dbstate[h] & DB_GONE)) {
-		rc = apply_key_flags(txn, h, want);
+		rc = apply_flags(txn, h, want, compress);
 		goto out;
 	}
 	rc = catalog_lookup(txn, name, len, &rec, &found);
@@ -176,7 +189,7 @@ MMKV_API int mmkv_dbi_open(mmkv_txn *txn, const char *name, unsigned int flags, 
 		goto out;
 	txn->dbs[h] = rec;
 	txn->dbstate[h] = DB_VALID | (found ? 0 : DB_DIRTY);
-	rc = apply_key_flags(txn, h, want);
+	rc = apply_flags(txn, h, want, compress);
 out:
 	pthread_mutex_unlock(&env->dbi_mutex);
 	if (rc == 0)
@@ -197,6 +210,8 @@ MMKV_API int mmkv_dbi_list(mmkv_txn *txn, mmkv_name_func *fn, void *ctx)
 	mmkv__cursor_init(&c, txn, MMKV_DBI_CATALOG);
 	for (rc = mmkv__cursor_first(&c); rc == 0; rc = mmkv__cursor_next(&c)) {
 		rc = mmkv__cursor_read(&c, &name, NULL);
+		if (rc == 0 && name.size && *(const char *)name.data == 0)
+			continue; /* the dictionary database (invariant 3) */
 		if (rc == 0)
 			rc = fn(ctx, &name);
 		if (rc)
@@ -218,7 +233,8 @@ MMKV_API int mmkv_dbi_flags(mmkv_txn *txn, mmkv_dbi dbi, unsigned int *flags)
 	if (rc)
 		return rc;
 	*flags = ((db->flags & MMKV_DB_INTEGERKEY) ? MMKV_INTEGERKEY : 0) |
-	         ((db->flags & MMKV_DB_REVERSEKEY) ? MMKV_REVERSEKEY : 0);
+	         ((db->flags & MMKV_DB_REVERSEKEY) ? MMKV_REVERSEKEY : 0) |
+	         ((db->flags & MMKV_DB_COMPRESS) ? MMKV_COMPRESS : 0);
 	return 0;
 }
 
@@ -249,6 +265,8 @@ MMKV_API int mmkv_drop(mmkv_txn *txn, mmkv_dbi dbi, int del)
 	rc = mmkv__txn_begin_change(txn);
 	if (rc == 0)
 		rc = mmkv__btree_drop(txn, dbi);
+	if (rc == 0 && del && dbi >= MMKV_DBI_USER && (db->flags & MMKV_DB_COMPRESS))
+		rc = mmkv__dict_drop_owned(txn, dbi);
 	if (rc == 0 && del && dbi >= MMKV_DBI_USER) {
 		mmkv_env *env = txn->env;
 		mmkv_val key = { env->dbis[dbi].namelen, env->dbis[dbi].name };

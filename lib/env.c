@@ -73,6 +73,9 @@ void mmkv__db_encode(const mmkv_db *db, unsigned char *dst)
 	put32(dst + MMKV_DBREC_DEPTH, db->depth);
 	put32(dst + MMKV_DBREC_FLAGS, db->flags);
 	put64(dst + MMKV_DBREC_MODTXN, db->mod_txnid);
+	put32(dst + MMKV_DBREC_DICT, db->dict_id);
+	put16(dst + MMKV_DBREC_ZTHRESHOLD, db->zthreshold);
+	dst[MMKV_DBREC_ZSAVING] = db->zsaving;
 }
 
 int mmkv__db_decode(const unsigned char *src, mmkv_db *db)
@@ -85,6 +88,11 @@ int mmkv__db_decode(const unsigned char *src, mmkv_db *db)
 	db->depth = le32(src + MMKV_DBREC_DEPTH);
 	db->flags = le32(src + MMKV_DBREC_FLAGS);
 	db->mod_txnid = le64(src + MMKV_DBREC_MODTXN);
+	db->dict_id = le32(src + MMKV_DBREC_DICT);
+	db->zthreshold = le16(src + MMKV_DBREC_ZTHRESHOLD);
+	db->zsaving = src[MMKV_DBREC_ZSAVING];
+	if (db->zsaving > 99)
+		return CORRUPT(db->root);
 	if (db->depth > MMKV_MAX_DEPTH || (db->root == 0) != (db->depth == 0) ||
 	    (db->root != 0 && db->root < MMKV_NUM_METAS) || (db->flags & ~MMKV_DB_FLAGS_KNOWN))
 		return CORRUPT(db->root);
@@ -556,7 +564,15 @@ MMKV_API int mmkv_env_open(mmkv_env *env, const char *path, unsigned int flags, 
 			env->opt_txn_memory = 64ull * env->psize;
 		env->maxdbis = MMKV_DBI_USER + env->opt_maxdbs;
 		env->dbis = mmkv__calloc(env->maxdbis, sizeof(*env->dbis));
-		if (!env->dbis)
+		if (env->dbis) {
+			/* The hidden dictionary database has a fixed handle. */
+			env->dbis[MMKV_DBI_DICT].name = mmkv__malloc(MMKV_DICT_DB_NAMELEN + 1);
+			if (env->dbis[MMKV_DBI_DICT].name) {
+				memcpy(env->dbis[MMKV_DBI_DICT].name, MMKV_DICT_DB_NAME, MMKV_DICT_DB_NAMELEN + 1);
+				env->dbis[MMKV_DBI_DICT].namelen = MMKV_DICT_DB_NAMELEN;
+			}
+		}
+		if (!env->dbis || !env->dbis[MMKV_DBI_DICT].name)
 			rc = ENOMEM;
 		env->ndbis = MMKV_DBI_USER;
 	}

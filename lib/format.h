@@ -62,9 +62,15 @@
  *   24     8     leaf pages
  *   32     8     overflow pages
  *   40     4     depth (levels; 0 when empty, 1 when the root is a leaf)
- *   44     4     flags: MMKV_DB_INTEGERKEY, MMKV_DB_REVERSEKEY
+ *   44     4     flags: MMKV_DB_INTEGERKEY, MMKV_DB_REVERSEKEY, MMKV_DB_COMPRESS
  *   48     8     txnid of the last transaction that changed the tree
- *   56     8     zero
+ *   56     4     compressed databases: id of the dictionary new values are
+ *                compressed with (0: none yet); zero otherwise
+ *   60     2     compressed databases: threshold, the smallest value size in
+ *                bytes that is tried compressed; zero otherwise
+ *   62     1     compressed databases: least saving, in percent of the value
+ *                size, for the compressed form to be kept; zero otherwise
+ *   63     1     zero
  *
  * PAGE HEADER (32 bytes, at the start of every branch, leaf and overflow page)
  *
@@ -92,13 +98,29 @@
  * LEAF NODE
  *
  *   offset size  field
- *   0      1     flags: MMKV_NODE_OVERFLOW when the value is in an overflow run
+ *   0      1     flags: MMKV_NODE_OVERFLOW when the value is in an overflow
+ *                run; MMKV_NODE_COMPRESSED when the stored bytes are a
+ *                compressed frame (below) rather than the value itself
  *   1      1     zero
  *   2      2     key size
- *   4      4     value size in bytes
+ *   4      4     stored value size in bytes
  *   8      ksize key bytes
- *   8+ks   ...   the value (inline), or the 8-byte first page number of the
- *                overflow run holding it
+ *   8+ks   ...   the stored value (inline), or the 8-byte first page number
+ *                of the overflow run holding it
+ *
+ * COMPRESSED FRAME (the stored bytes of a node with MMKV_NODE_COMPRESSED)
+ *
+ *   size   field
+ *   1-5    original value size, unsigned LEB128 (7 bits a byte, low first)
+ *   1-5    dictionary id, unsigned LEB128; 0: compressed without one
+ *   ...    one LZ4 block (the raw block format, no frame header) that
+ *          decompresses to exactly the original size, using as its
+ *          dictionary the content of that dictionary record
+ *
+ * The stored size of a compressed frame is what page layout and overflow
+ * runs see; the original size is only known after decoding the frame.
+ * Values are compressed only in databases with MMKV_DB_COMPRESS, and only
+ * when the frame is smaller than the value by the database's least saving.
  *
  * BRANCH NODE. Node i holds child i; keys in child i are >= key i and
  * < key i+1. Node 0's key is empty and stands for "anything smaller".
@@ -122,7 +144,24 @@
  * txnid (so pages of the previous meta's tree survive a torn meta write).
  *
  * CATALOG TREE. Key: database name (1 to 255 bytes, no NUL). Value: its db
- * record (64 bytes).
+ * record (64 bytes). One more entry, whose name starts with a NUL byte so
+ * that no user name can equal it, MMKV_DICT_DB_NAME, holds the record of the
+ * dictionary database when any database has used compression.
+ *
+ * DICTIONARY DATABASE. Keys: dictionary ids (4 bytes, native unsigned
+ * integers, MMKV_DB_INTEGERKEY order), starting at 1 and never reused while
+ * the entry exists. Value:
+ *
+ *   size   field
+ *   1      length L of the owner's name (0: the default database)
+ *   L      the owner's name: the database whose values use it
+ *   1..64K dictionary content: sample bytes of the owner's values, which
+ *          LZ4 uses as history preceding each compressed value
+ *
+ * A database's dictionaries live as long as the database: a new one (built
+ * automatically or by mmkv_dict_build) becomes the current one in the db
+ * record, older ones stay for the values compressed with them, and deleting
+ * the database (mmkv_drop with del = 1) deletes them.
  *
  * LOCK FILE (PATH-lock)
  *
@@ -216,11 +255,23 @@ enum mmkv_dbrec_offset {
 	MMKV_DBREC_DEPTH = 40,
 	MMKV_DBREC_FLAGS = 44,
 	MMKV_DBREC_MODTXN = 48,
-	MMKV_DBREC_END = 56
+	MMKV_DBREC_DICT = 56,
+	MMKV_DBREC_ZTHRESHOLD = 60,
+	MMKV_DBREC_ZSAVING = 62,
+	MMKV_DBREC_END = 63
 };
 #define MMKV_DB_INTEGERKEY 0x1u
 #define MMKV_DB_REVERSEKEY 0x2u
-#define MMKV_DB_FLAGS_KNOWN (MMKV_DB_INTEGERKEY | MMKV_DB_REVERSEKEY)
+#define MMKV_DB_COMPRESS 0x4u
+#define MMKV_DB_FLAGS_KNOWN (MMKV_DB_INTEGERKEY | MMKV_DB_REVERSEKEY | MMKV_DB_COMPRESS)
+
+/* The catalog name of the dictionary database (with its leading NUL). */
+#define MMKV_DICT_DB_NAME "\0lz4-dictionaries"
+#define MMKV_DICT_DB_NAMELEN 17u
+/* Largest dictionary content: LZ4 looks back at most 64 KiB. */
+#define MMKV_DICT_MAX 65536u
+/* Longest compressed-frame header: two 5-byte LEB128 numbers. */
+#define MMKV_ZFRAME_HEADER_MAX 10u
 
 #define MMKV_PAGE_HEADER 32u
 enum mmkv_page_offset {
@@ -244,6 +295,7 @@ enum mmkv_leaf_node_offset {
 	MMKV_LNODE_KEY = 8
 };
 #define MMKV_NODE_OVERFLOW 0x01u
+#define MMKV_NODE_COMPRESSED 0x02u
 
 #define MMKV_BRANCH_NODE_HEADER 10u
 enum mmkv_branch_node_offset {
@@ -296,7 +348,8 @@ enum mmkv_slot_offset {
 _Static_assert(MMKV_META_END + 3 * 0 <= MMKV_META_SIZE, "meta fits its 512 bytes");
 _Static_assert(MMKV_META_FREE_DB + MMKV_DBREC_SIZE == MMKV_META_END, "meta records are contiguous");
 _Static_assert(MMKV_META_CATALOG + MMKV_DBREC_SIZE == MMKV_META_DEFAULT_DB, "catalog precedes default db");
-_Static_assert(MMKV_DBREC_END + 8 == MMKV_DBREC_SIZE, "db record is 64 bytes");
+_Static_assert(MMKV_DBREC_END + 1 == MMKV_DBREC_SIZE, "db record is 64 bytes");
+_Static_assert(sizeof(MMKV_DICT_DB_NAME) - 1 == MMKV_DICT_DB_NAMELEN, "dictionary db name length");
 _Static_assert(MMKV_PAGE_SLOTS == MMKV_PAGE_HEADER, "slots follow the page header");
 _Static_assert(MMKV_KEY_MAX(4096u) >= 511u, "keys of 511 bytes fit 4 KiB pages");
 _Static_assert(MMKV_LOCK_TXNID + 8 <= MMKV_LOCK_HEADER, "lock header fits");

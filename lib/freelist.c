@@ -244,7 +244,7 @@ static int reserve_record(mmkv_txn *txn, txnid_t k, size_t words)
 	mmkv_val key = { 8, &k }, val = { words * 8, NULL };
 
 	mmkv__cursor_init(&c, txn, MMKV_DBI_FREE);
-	return mmkv__btree_put(&c, &key, &val, MMKV_RESERVE);
+	return mmkv__btree_put(&c, &key, &val, MMKV_RESERVE, 0);
 }
 
 /* Position c on the free-tree record k, which must exist. */

@@ -57,7 +57,8 @@ enum {
 	MMKV_DBI_FREE = 0,    /* free-page tree */
 	MMKV_DBI_CATALOG = 1, /* names -> db records */
 	MMKV_DBI_MAIN = 2,    /* the unnamed default database */
-	MMKV_DBI_USER = 3
+	MMKV_DBI_DICT = 3,    /* compression dictionaries (hidden; compress.c) */
+	MMKV_DBI_USER = 4
 };
 
 #define MMKV_MAX_DEPTH 32
@@ -72,6 +73,9 @@ typedef struct mmkv_db {
 	uint32_t depth;
 	uint32_t flags; /* MMKV_DB_* */
 	txnid_t mod_txnid;
+	uint32_t dict_id;    /* MMKV_DB_COMPRESS: current dictionary, 0 none */
+	uint16_t zthreshold; /* MMKV_DB_COMPRESS: smallest value tried compressed */
+	uint8_t zsaving;     /* MMKV_DB_COMPRESS: least saving kept, percent */
 } mmkv_db;
 
 /* A decoded meta page (format.h, META PAGES). */
@@ -188,6 +192,8 @@ struct mmkv_txn {
 	bool freetree_done;   /* no more usable records */
 	bool readers_checked; /* stale readers cleared once this txn */
 	bool grew;            /* the file grew: the next sync must be fsync */
+
+	struct mmkv_zstate *z;/* compression buffers and dictionaries (compress.c) */
 };
 
 /* Cursor flags. */
@@ -209,6 +215,8 @@ struct mmkv_cursor {
 	uint32_t idx[MMKV_MAX_DEPTH];
 	unsigned char *saved;        /* key saved when the stack went stale */
 	size_t saved_len, saved_cap;
+	unsigned char *vbuf;         /* the last value read, decompressed */
+	size_t vbuf_cap;
 };
 
 /* ---- env.c ---- */
@@ -251,13 +259,38 @@ int mmkv__cursor_next(mmkv_cursor *c);
 int mmkv__cursor_prev(mmkv_cursor *c);
 bool mmkv__cursor_at_entry(const mmkv_cursor *c);
 int mmkv__cursor_read(mmkv_cursor *c, mmkv_val *key, mmkv_val *data);
+/* As mmkv__cursor_read, also giving the node flags (MMKV_NODE_COMPRESSED
+ * says data holds a compressed frame). */
+int mmkv__cursor_read_node(mmkv_cursor *c, mmkv_val *key, mmkv_val *data, unsigned *nflags);
 int mmkv__cursor_save(mmkv_cursor *c);
 int mmkv__cursor_restore(mmkv_cursor *c);
-int mmkv__btree_put(mmkv_cursor *c, const mmkv_val *key, mmkv_val *data, unsigned int flags);
+/* nflags: 0, or MMKV_NODE_COMPRESSED when data is a compressed frame. */
+int mmkv__btree_put(mmkv_cursor *c, const mmkv_val *key, mmkv_val *data, unsigned int flags,
+                    unsigned nflags);
 int mmkv__btree_del(mmkv_cursor *c);
 int mmkv__btree_drop(mmkv_txn *txn, mmkv_dbi dbi);
 int mmkv__btree_value_ptr(mmkv_cursor *c, unsigned char **ptr, size_t *size);
 int mmkv__check_key(const mmkv_txn *txn, mmkv_dbi dbi, const mmkv_val *key);
+
+/* ---- compress.c ---- */
+/* Where a decompressed value goes: the transaction's arena (valid until the
+ * transaction ends or is reset) or a buffer owned by a cursor (valid until
+ * its next call). */
+typedef struct mmkv_vbuf {
+	unsigned char **buf; /* NULL: the transaction's arena */
+	size_t *cap;
+} mmkv_vbuf;
+int mmkv__value_expand(mmkv_txn *txn, const mmkv_val *stored, mmkv_vbuf where, mmkv_val *out);
+/* Before any put into dbi: build its dictionary automatically when due. */
+int mmkv__compress_before_put(mmkv_txn *txn, mmkv_dbi dbi);
+/* The stored form of data for dbi: *stored is data itself, or (nflags
+ * MMKV_NODE_COMPRESSED) a frame valid until the next call. */
+int mmkv__value_compress(mmkv_txn *txn, mmkv_dbi dbi, const mmkv_val *data, mmkv_val *stored,
+                         unsigned *nflags);
+int mmkv__compress_enable(mmkv_txn *txn, mmkv_dbi dbi);
+int mmkv__dict_drop_owned(mmkv_txn *txn, mmkv_dbi dbi);
+void mmkv__zstate_free(mmkv_txn *txn);
+void mmkv__zstate_reset(mmkv_txn *txn);
 
 /* ---- dbi.c ---- */
 int mmkv__dbi_load(mmkv_txn *txn, mmkv_dbi dbi);

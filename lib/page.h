@@ -105,7 +105,7 @@ static inline int node_get(const unsigned char *p, uint32_t psize, unsigned i, m
 		n->vsize = le32(base + MMKV_LNODE_VSIZE);
 		n->key.data = base + MMKV_LNODE_KEY;
 		n->value = base + MMKV_LNODE_KEY + n->key.size;
-		if (n->flags & ~MMKV_NODE_OVERFLOW)
+		if (n->flags & ~(MMKV_NODE_OVERFLOW | MMKV_NODE_COMPRESSED))
 			return CORRUPT(page_pgno(p));
 		uint64_t size = leaf_node_size(n->key.size, n->vsize, n->flags & MMKV_NODE_OVERFLOW);
 		if (off + size > psize)

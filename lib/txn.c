@@ -421,7 +421,7 @@ int mmkv__txn_db(mmkv_txn *txn, mmkv_dbi dbi, mmkv_db **db)
 	uint32_t n = __atomic_load_n(&txn->env->ndbis, __ATOMIC_ACQUIRE);
 	int rc;
 
-	if (dbi < MMKV_DBI_MAIN || dbi >= n)
+	if (dbi < MMKV_DBI_MAIN || dbi == MMKV_DBI_DICT || dbi >= n)
 		return MMKV_BAD_DBI;
 	if (!(txn->dbstate[dbi] & DB_VALID)) {
 		rc = mmkv__dbi_load(txn, dbi);
@@ -575,6 +575,7 @@ static void close_cursors(mmkv_txn *txn)
 	for (; c; c = next) {
 		next = c->next;
 		mmkv__free(c->saved);
+		mmkv__free(c->vbuf);
 		mmkv__free(c);
 	}
 	txn->cursors = NULL;
@@ -585,6 +586,7 @@ static void txn_free(mmkv_txn *txn)
 	mmkv_env *env = txn->env;
 
 	close_cursors(txn);
+	mmkv__zstate_free(txn);
 	if (txn->flags & TXN_RDONLY) {
 		if (txn->has_slot)
 			mmkv__lock_reader_release(&env->lock, txn->slot);
@@ -742,6 +744,7 @@ MMKV_API void mmkv_txn_reset(mmkv_txn *txn)
 	if (txn->flags & TXN_RESET)
 		return;
 	mmkv__lock_reader_set(&txn->env->lock, txn->slot, MMKV_SLOT_IDLE);
+	mmkv__zstate_reset(txn);
 	txn->flags |= TXN_RESET;
 	txn->txnid = 0;
 }

@@ -15,6 +15,11 @@
 #   4. A bad line aborts the load: its message names the line, and the
 #      database dumps exactly as before. VERSION=4 is refused the same way.
 #   5. -N keeps existing values, -T loads plain text, -a appends.
+#   6. Compression: mmkv_load -z compresses (mmkv_stat says so, and the file
+#      compacted file is smaller); the dump holds the logical values and a compress=lz4
+#      line; loading it recreates a compressed database; mdb_load reads it
+#      (warning about the line) and gives the same records back;
+#      compress=zstd is refused.
 # Skipped (77) without mdb_load and mdb_dump.
 #
 # Environment: top_builddir (set by make check; default: the current directory).
@@ -206,5 +211,44 @@ grep -q 'unsorted.p:7: ' u.err || fail "-a error does not name line 7"
 "$dump" --help | grep -q '^usage: mmkv_dump' || fail "mmkv_dump --help"
 "$load" -V | grep -q libmmkv || fail "mmkv_load -V"
 "$load" -x m.mmkv 2>/dev/null && fail "mmkv_load accepted -x"
+
+# ---- 6. compressed databases
+stat="$build/tools/mmkv_stat"
+awk 'BEGIN {
+	print "VERSION=3"; print "format=print"; print "database=pkgs"; print "type=btree"
+	print "HEADER=END"
+	for (i = 0; i < 2000; i++) {
+		printf " package-%05d\n", i
+		printf " Package: package-%05d\\0aVersion: 1.%d-%d\\0aArchitecture: amd64\\0aMaintainer: Team %d <team%d@example.org>\\0aDescription: a package of the test corpus, number %d\n", i, i % 13, i % 5, i % 17, i % 17, i
+	}
+	print "DATA=END"
+}' >pkgs.p
+"$load" -f pkgs.p plainpk.mmkv || fail "mmkv_load of the package dump"
+"$load" -z -f pkgs.p zpk.mmkv || fail "mmkv_load -z"
+"$stat" -s pkgs zpk.mmkv | grep -q 'Compression: lz4' || fail "mmkv_stat does not report compression"
+"$stat" -s pkgs zpk.mmkv | grep -q 'Dictionaries: 1 ' || fail "no dictionary was built"
+"$stat" -s pkgs plainpk.mmkv | grep -q 'Compression' && fail "mmkv_stat reports compression of a plain database"
+mmkv_copy="$build/tools/mmkv_copy"
+"$mmkv_copy" -c zpk.mmkv zpk.copy || fail "mmkv_copy -c of a compressed database"
+"$mmkv_copy" -c plainpk.mmkv plainpk.copy || fail "mmkv_copy -c"
+zsize=$(wc -c <zpk.copy)
+psize=$(wc -c <plainpk.copy)
+[ "$zsize" -lt "$psize" ] || fail "compressed copy $zsize bytes, plain $psize: not smaller"
+"$dump" -p -s pkgs zpk.mmkv >z.p || fail "mmkv_dump of a compressed database"
+grep -qx 'compress=lz4' z.p || fail "no compress=lz4 line in the dump"
+"$dump" -p -s pkgs plainpk.mmkv >plain.p
+grep -q '^compress=' plain.p && fail "compress= line in the dump of a plain database"
+same_records plain.p z.p "compressed dump"
+"$load" -f z.p z2.mmkv || fail "mmkv_load of a compressed dump"
+"$stat" -s pkgs z2.mmkv | grep -q 'Compression: lz4' || fail "compress=lz4 did not recreate a compressed database"
+"$dump" -p -s pkgs z2.mmkv >z2.p
+same_records z.p z2.p "compressed reload"
+"$dump" -s pkgs zpk.mmkv >z.txt
+mdb_load -n -f z.txt zl.mdb 2>zl.err || fail "mdb_load of a compressed database's dump"
+mdb_dump -n -s pkgs zl.mdb >zl.txt
+same_records z.txt zl.txt "compressed dump -> LMDB"
+sed 's/^compress=lz4$/compress=zstd/' z.p >zstd.p
+"$load" -f zstd.p zstd.mmkv 2>zstd.err && fail "compress=zstd accepted"
+grep -q 'unsupported compress=zstd' zstd.err || fail "compress=zstd error message"
 
 echo "test_dump: all checks passed"

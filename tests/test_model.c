@@ -2,9 +2,11 @@
  * test_model.c - the randomised model test: libmmkv against an in-memory
  * oracle, through <mmkv.h> only.
  *
- * Five databases (the default one, bytewise; "named", bytewise, emptied and
+ * Six databases (the default one, bytewise; "named", bytewise, emptied and
  * deleted and recreated now and then; "int4" and "int8", MMKV_INTEGERKEY with
- * 4- and 8-byte keys; "rev", MMKV_REVERSEKEY) take a long random sequence of
+ * 4- and 8-byte keys; "rev", MMKV_REVERSEKEY; "zipped", MMKV_COMPRESS, whose
+ * values are compressed where that pays and whose dictionaries are built as
+ * it passes 512 entries) take a long random sequence of
  * operations: puts (values of 0 bytes to several pages, keys of 1 byte to the
  * maximum key size, plain, MMKV_NOOVERWRITE, MMKV_APPEND, MMKV_RESERVE),
  * deletes, gets, a long-lived cursor per database that walks both ways,
@@ -21,7 +23,9 @@
  *
  * Each key universe is generated up front and sorted by the database's
  * order, so the oracle is an array indexed by rank: present?, value seed,
- * value length. Values are pattern_fill(seed, len) and never stored.
+ * value length. Values are made from their seed by value_fill and never
+ * stored: half of them (even seeds) repeat a short pattern, so that they
+ * compress, the others are pseudo-random bytes, so that they do not.
  *
  * Environment: MMKV_TEST_SEED (default time-based; always printed),
  * MMKV_MODEL_OPS (operations per write mode, default 1000000),
@@ -249,7 +253,7 @@ typedef struct mdb {
 	size_t wpos;
 } mdb;
 
-#define NDB 5
+#define NDB 6
 static mdb dbs[NDB];
 
 static void dbstate_alloc(dbstate *s, size_t n)
@@ -299,6 +303,34 @@ static long pred(const dbstate *s, long rank)
 static unsigned char *vbuf;
 static size_t vbuf_cap;
 
+/* The value of seed vs, n bytes: see the file comment. */
+static void value_fill(uint64_t vs, unsigned char *buf, size_t n)
+{
+	const size_t period = 24 + vs % 40;
+
+	if (vs % 2 || n <= period) {
+		pattern_fill(vs, buf, n);
+		return;
+	}
+	pattern_fill(vs, buf, period);
+	for (size_t i = period; i < n; i++)
+		buf[i] = buf[i - period];
+}
+
+static bool value_equal(uint64_t vs, const unsigned char *buf, size_t n)
+{
+	const size_t period = 24 + vs % 40;
+
+	if (vs % 2 || n <= period)
+		return pattern_equal(vs, buf, n);
+	if (!pattern_equal(vs, buf, period))
+		return false;
+	for (size_t i = period; i < n; i++)
+		if (buf[i] != buf[i - period])
+			return false;
+	return true;
+}
+
 static unsigned char *value_bytes(uint64_t vs, size_t n)
 {
 	if (n > vbuf_cap) {
@@ -307,7 +339,7 @@ static unsigned char *value_bytes(uint64_t vs, size_t n)
 		vbuf = malloc(vbuf_cap);
 		assert_non_null(vbuf);
 	}
-	pattern_fill(vs, vbuf, n);
+	value_fill(vs, vbuf, n);
 	return vbuf;
 }
 
@@ -346,7 +378,7 @@ static void expect_entry(const mdb *d, const dbstate *s, long rank, const mmkv_v
 	if (v->size != s->vlen[rank])
 		MFAIL("db %s: %s: value of rank %ld has %zu bytes, expected %u",
 		      d->name ? d->name : "(default)", how, rank, v->size, s->vlen[rank]);
-	if (!pattern_equal(s->vseed[rank], v->data, v->size))
+	if (!value_equal(s->vseed[rank], v->data, v->size))
 		MFAIL("db %s: %s: value bytes of rank %ld differ", d->name ? d->name : "(default)", how,
 		      rank);
 }
@@ -431,6 +463,7 @@ typedef struct run {
 	uint32_t *touched;
 	size_t ntouched, touched_cap;
 	uint64_t commits, aborts, reopens, checks, verifies, snapshots, drops;
+	uint32_t max_dict; /* highest dictionary id of "zipped" seen */
 } run;
 
 static void touch(run *m, int db, size_t rank)
@@ -567,7 +600,7 @@ static void op_put(run *m, mdb *d, int di, mmkv_txn *txn)
 		MCHECK_RC(mmkv_put(txn, d->dbi, &k, &v, MMKV_RESERVE), 0);
 		if (size && v.data == NULL)
 			MFAIL("RESERVE returned no space");
-		pattern_fill(vs, v.data, size);
+		value_fill(vs, v.data, size);
 	} else {
 		before_change(d, rank);
 		k = mkval(d->u.key[rank], d->u.klen[rank]);
@@ -864,7 +897,7 @@ static size_t write_txn(run *m, size_t n)
 		saved[i] = dbs[i].dbi;
 	for (size_t i = 0; i < n; i++) {
 		uint64_t pick = rng_below(&m->r, 100);
-		int di = pick < 35 ? 0 : pick < 55 ? 1 : pick < 70 ? 2 : pick < 85 ? 3 : 4;
+		int di = pick < 30 ? 0 : pick < 47 ? 1 : pick < 60 ? 2 : pick < 73 ? 3 : pick < 86 ? 4 : 5;
 		mdb *d = &dbs[di];
 		uint64_t op = rng_below(&m->r, 1000);
 
@@ -934,7 +967,13 @@ static void verify_all(run *m, mmkv_txn *txn, bool snapshot_state, bool backward
 	for (int i = 0; i < NDB; i++) {
 		mdb *d = &dbs[i];
 		const dbstate *s = snapshot_state ? &d->snap : &d->committed;
+		mmkv_compress_stat z;
 		verify_db(d, s, txn, backward);
+		if ((d->flags & MMKV_COMPRESS) && s->exists) {
+			MCHECK_RC(mmkv_compress_info(txn, d->dbi, &z), 0);
+			if (z.dict_id > m->max_dict)
+				m->max_dict = z.dict_id;
+		}
 		if (s->exists)
 			for (int j = 0; j < 4; j++)
 				op_scan(m, d, txn, s);
@@ -993,6 +1032,7 @@ static void test_model(void **state)
 		{ "int4", K_INT4, MMKV_INTEGERKEY, 3000 },
 		{ "int8", K_INT8, MMKV_INTEGERKEY, 3000 },
 		{ "rev", K_REV, MMKV_REVERSEKEY, 3000 },
+		{ "zipped", K_BYTES, MMKV_COMPRESS, 3000 },
 	};
 	run m;
 	mmkv_envinfo info;
@@ -1069,6 +1109,11 @@ static void test_model(void **state)
 	       " full comparisons, %" PRIu64 " checks, %.1f s\n",
 	       test_env_flags ? "writemap" : "default", done, txns, m.commits, m.aborts, m.reopens,
 	       m.drops, m.snapshots, m.verifies, m.checks, now_s() - t0);
+	printf("model (%s): \"zipped\" reached dictionary id %" PRIu32 "\n",
+	       test_env_flags ? "writemap" : "default", m.max_dict);
+	/* A run long enough to pass 512 entries must have built dictionaries. */
+	if (ops_per_mode >= 200000 && m.max_dict == 0)
+		fail_msg("the compressed database never built a dictionary");
 	printf("model (%s): entries at the end:", test_env_flags ? "writemap" : "default");
 	for (int i = 0; i < NDB; i++)
 		printf(" %s %" PRIu64 "/%zu", dbs[i].name ? dbs[i].name : "default", dbs[i].committed.count,

@@ -555,7 +555,7 @@ static void test_node_get_corrupt(void **state)
 		memcpy(p, orig, ps);
 
 		/* Unknown leaf flags. */
-		static const unsigned char flags[] = { 0x02, 0x03, 0x80, 0xFF };
+		static const unsigned char flags[] = { 0x04, 0x06, 0x80, 0xFF };
 		for (size_t i = 0; i < sizeof(flags); i++) {
 			p[off0 + MMKV_LNODE_FLAGS] = flags[i];
 			assert_int_equal(node_get(p, ps, 0, &node), MMKV_CORRUPTED);

@@ -108,7 +108,11 @@ static int dump_db(dumper *d, mmkv_txn *txn, mmkv_dbi dbi, const char *name)
 		fputs("reversekey=1\n", d->out);
 	if (flags & MMKV_INTEGERKEY)
 		fputs("integerkey=1\n", d->out);
-	fprintf(d->out, "db_pagesize=%u\nHEADER=END\n", st.page_size);
+	fprintf(d->out, "db_pagesize=%u\n", st.page_size);
+	/* libmmkv's extension line: LMDB's loader warns and goes on. */
+	if (flags & MMKV_COMPRESS)
+		fputs("compress=lz4\n", d->out);
+	fputs("HEADER=END\n", d->out);
 
 	if ((rc = mmkv_cursor_open(txn, dbi, &cur)) != 0)
 		return rc;

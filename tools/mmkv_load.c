@@ -41,7 +41,7 @@ typedef struct line {
 typedef struct header {
 	bool print;           /* format=print, else bytevalue */
 	char *dbname;         /* database=, or NULL */
-	unsigned int flags;   /* MMKV_INTEGERKEY, MMKV_REVERSEKEY */
+	unsigned int flags;   /* MMKV_INTEGERKEY, MMKV_REVERSEKEY, MMKV_COMPRESS */
 	unsigned int pagesize; /* db_pagesize=, 0 when absent */
 } header;
 
@@ -51,6 +51,10 @@ typedef struct loader {
 	uint64_t lineno;      /* of the line read last */
 	line key, val;
 	unsigned int putflags; /* MMKV_NOOVERWRITE, MMKV_APPEND */
+	unsigned int dbflags;  /* added to every database opened (-z: MMKV_COMPRESS) */
+	bool compressed;       /* the current database compresses its values */
+	unsigned char *vbuf;   /* decoded value, for compressed databases */
+	size_t vcap;
 	uint64_t records;
 	tool_progress progress;
 } loader;
@@ -58,13 +62,14 @@ typedef struct loader {
 static void usage(FILE *to)
 {
 	fprintf(to,
-	        "usage: %s [-f FILE] [-s NAME] [-N] [-T] [-n] [-a] [-V] [--help] PATH\n"
+	        "usage: %s [-f FILE] [-s NAME] [-N] [-T] [-n] [-a] [-z] [-V] [--help] PATH\n"
 	        "  -f FILE  read FILE instead of standard input\n"
 	        "  -s NAME  load into the named database NAME (when the input has no database=)\n"
 	        "  -N       do not overwrite keys that exist already\n"
 	        "  -T       plain text input: key and value lines in print format, no header\n"
 	        "  -n       accepted for LMDB compatibility: PATH is always the data file\n"
 	        "  -a       append: the input is in key order (fastest)\n"
+	        "  -z       compress the values of every database loaded (LZ4), as compress=lz4 does\n"
 	        "  -V       print the version and exit\n",
 	        tool_name());
 }
@@ -237,6 +242,14 @@ static int read_header(loader *l, header *h)
 				return -1;
 			}
 			h->pagesize = (unsigned int)num;
+		} else if (strcmp(ln->buf, "compress") == 0) {
+			/* libmmkv's extension line (LMDB's loader skips it). */
+			if (strcmp(value, "lz4") == 0) {
+				h->flags |= MMKV_COMPRESS;
+			} else if (strcmp(value, "none") != 0) {
+				line_err(l, "unsupported compress=%s (lz4 or none)", value);
+				return -1;
+			}
 		} else if (strcmp(ln->buf, "mapsize") == 0 || strcmp(ln->buf, "maxreaders") == 0) {
 			/* Hints for LMDB; libmmkv's file grows and its reader
 			 * table is sized by whoever opens it first. */
@@ -271,7 +284,9 @@ static int read_header(loader *l, header *h)
 
 /* Store one record: key and value are the raw lines (leading space already
  * skipped). The value is validated first and then decoded straight into the
- * space MMKV_RESERVE gives it, so a large value is never copied twice. */
+ * space MMKV_RESERVE gives it, so a large value is never copied twice;
+ * except in a compressed database, where a reserved value would be stored
+ * uncompressed: there it is decoded into a buffer and put from there. */
 static int put_record(loader *l, mmkv_txn *txn, mmkv_dbi dbi, bool print, char *k, size_t klen,
                       const char *v, size_t vlen, uint64_t keyline)
 {
@@ -292,7 +307,22 @@ static int put_record(loader *l, mmkv_txn *txn, mmkv_dbi dbi, bool print, char *
 		return -1;
 	}
 	val.size = n;
-	rc = mmkv_put(txn, dbi, &key, &val, l->putflags | MMKV_RESERVE);
+	if (l->compressed) {
+		if (n > l->vcap) {
+			unsigned char *b = realloc(l->vbuf, n);
+			if (!b) {
+				tool_err(NULL, "%s", mmkv_strerror(ENOMEM));
+				return -1;
+			}
+			l->vbuf = b;
+			l->vcap = n;
+		}
+		decode(v, vlen, print, l->vbuf, &n);
+		val.data = l->vbuf;
+		rc = mmkv_put(txn, dbi, &key, &val, l->putflags);
+	} else {
+		rc = mmkv_put(txn, dbi, &key, &val, l->putflags | MMKV_RESERVE);
+	}
 	if (rc == MMKV_KEYEXIST && (l->putflags & MMKV_NOOVERWRITE))
 		return 0;
 	if (rc) {
@@ -303,7 +333,8 @@ static int put_record(loader *l, mmkv_txn *txn, mmkv_dbi dbi, bool print, char *
 			line_err(l, "%s", mmkv_strerror(rc));
 		return -1;
 	}
-	decode(v, vlen, print, val.data, &n);
+	if (!l->compressed)
+		decode(v, vlen, print, val.data, &n);
 	tool_progress_update(&l->progress, ++l->records);
 	return 0;
 }
@@ -366,8 +397,12 @@ static int load_text(loader *l, mmkv_txn *txn, mmkv_dbi dbi)
 /* Open (creating) the database a block goes to. */
 static int open_db(loader *l, mmkv_txn *txn, const char *name, unsigned int flags, mmkv_dbi *dbi)
 {
-	int rc = mmkv_dbi_open(txn, name, MMKV_CREATE | flags, dbi);
+	unsigned int have = 0;
+	int rc = mmkv_dbi_open(txn, name, MMKV_CREATE | flags | l->dbflags, dbi);
 
+	if (rc == 0)
+		rc = mmkv_dbi_flags(txn, *dbi, &have);
+	l->compressed = (have & MMKV_COMPRESS) != 0;
 	if (rc) {
 		if (name)
 			line_err(l, "database \"%s\": %s", name, mmkv_strerror(rc));
@@ -394,7 +429,7 @@ int main(int argc, char **argv)
 	int opt, rc, more = 0, status = 1;
 
 	tool_init(argv[0]);
-	while ((opt = getopt_long(argc, argv, "f:s:NTnaV", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "f:s:NTnazV", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'f': infile = optarg; break;
 		case 's': subname = optarg; break;
@@ -402,6 +437,7 @@ int main(int argc, char **argv)
 		case 'T': text = true; break;
 		case 'n': break; /* libmmkv always names the data file itself */
 		case 'a': l.putflags |= MMKV_APPEND; break;
+		case 'z': l.dbflags |= MMKV_COMPRESS; break;
 		case 'V': tool_print_version(); return 0;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 1;
@@ -459,5 +495,6 @@ out:
 	free(h.dbname);
 	free(l.key.buf);
 	free(l.val.buf);
+	free(l.vbuf);
 	return status;
 }

@@ -43,6 +43,25 @@ static void print_tree(const char *title, const mmkv_stat *st)
 	printf("  Entries: %" PRIu64 "\n", st->entries);
 }
 
+/* The compression lines of a database opened with MMKV_COMPRESS. */
+static int print_compression(mmkv_txn *txn, mmkv_dbi dbi)
+{
+	mmkv_compress_stat z;
+	int rc = mmkv_compress_info(txn, dbi, &z);
+
+	if (rc == MMKV_INCOMPATIBLE)
+		return 0; /* not compressed */
+	if (rc) {
+		tool_err(db_path, "compression settings: %s", mmkv_strerror(rc));
+		return rc;
+	}
+	printf("  Compression: lz4, values of %u bytes or more, kept when saving %u%%\n", z.threshold,
+	       z.min_saving);
+	printf("  Dictionaries: %" PRIu32 " (%" PRIu64 " bytes), current id %" PRIu32 "\n", z.dict_count,
+	       z.dict_bytes, z.dict_id);
+	return 0;
+}
+
 /* Statistics of the database name (NULL: the default one) in txn. */
 static int print_db(mmkv_txn *txn, const char *name)
 {
@@ -60,7 +79,7 @@ static int print_db(mmkv_txn *txn, const char *name)
 		return rc;
 	}
 	print_tree(name ? name : "Main DB", &st);
-	return 0;
+	return print_compression(txn, dbi);
 }
 
 /* What print_named needs; failed tells its own errors, already reported,
