@@ -660,6 +660,13 @@ static int write_and_sync_pages(mmkv_txn *txn)
 			return 0;
 		if (txn->ndirty)
 			rc = mmkv__os_msync(map_page(env, lo), (hi - lo) * (uint64_t)env->psize);
+		/* With MMKV_NOMETASYNC the previous commit's meta was written but
+		 * not synced, and the msync above covers only the dirty pages:
+		 * sync the meta pages too, or a crash could fall back past
+		 * commits whose freed pages this one reuses. (In the default
+		 * mode the fdatasync of the whole file does this.) */
+		if (rc == 0 && (env->flags & MMKV_NOMETASYNC))
+			rc = mmkv__os_msync(env->map, (uint64_t)MMKV_NUM_METAS * env->psize);
 		if (rc == 0 && txn->grew)
 			rc = mmkv__os_sync(env->fd, 1);
 	} else {
