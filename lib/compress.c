@@ -580,7 +580,7 @@ static int recompress_all(mmkv_txn *txn, mmkv_dbi dbi)
 	int rc = collect_keys(txn, dbi, &keys, &len);
 
 	for (size_t at = 0; rc == 0 && at < len;) {
-		mmkv_val key = { le16(keys + at), keys + at + 2 }, old, value, stored;
+		mmkv_val key = { le16(keys + at), keys + at + 2 }, old = { 0, NULL }, value, stored;
 		unsigned oflags, nflags;
 		mmkv_cursor c;
 		bool exact;
