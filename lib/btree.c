@@ -408,7 +408,8 @@ int mmkv__cursor_save(mmkv_cursor *c)
 			c->saved = b;
 			c->saved_cap = n.key.size;
 		}
-		memcpy(c->saved, n.key.data, n.key.size);
+		if (n.key.size) /* an empty key (damaged page) and no buffer yet */
+			memcpy(c->saved, n.key.data, n.key.size);
 		c->saved_len = n.key.size;
 	}
 	c->flags |= C_SAVED;

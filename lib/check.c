@@ -5,8 +5,9 @@
  * named database and the free tree, and checks:
  *  1. every page: number in range, header, checksum, kind at its depth,
  *     writer txnid not newer than the snapshot;
- *  2. every node within its page, keys in order within the page and within
- *     the bounds set by the parent's separators, branch node 0 key empty;
+ *  2. every node within its page, the nodes tiling the node area without
+ *     overlap or hole, keys in order within the page and within the bounds
+ *     set by the parent's separators, branch node 0 key empty;
  *  3. overflow runs: kind, length matching the value, checksum;
  *  4. db records: entries and page counts match what was walked;
  *  4a. compressed values: only in databases with compression, and each
@@ -28,6 +29,7 @@ typedef struct checker {
 	uint32_t psize;
 	uint64_t npages;
 	uint8_t *seen; /* bitmap of pages accounted for */
+	uint8_t *cover; /* bitmap of the bytes of one page that its nodes use */
 	mmkv_check_func *report;
 	void *ctx;
 	mmkv_check_result res;
@@ -103,6 +105,36 @@ static void check_compressed(checker *ck, const mmkv_db *db, pgno_t pgno, unsign
 		        (unsigned long long)pgno, i);
 }
 
+/* The nodes of a branch or leaf page cover [upper, page size) exactly, each
+ * byte once (page.c keeps the node area compact): overlapping nodes would be
+ * read as valid and then mangled by the next change to the page. */
+static bool check_node_area(checker *ck, const unsigned char *p, pgno_t pgno)
+{
+	uint32_t used = 0;
+
+	memset(ck->cover, 0, ck->psize / 8);
+	for (unsigned i = 0; i < page_nkeys(p); i++) {
+		mmkv_node n;
+		if (node_get(p, ck->psize, i, &n))
+			return true; /* reported by the caller */
+		uint32_t off = (uint32_t)(n.base - p);
+		for (uint32_t b = off; b < off + n.size; b++) {
+			if (ck->cover[b / 8] & (1u << (b % 8))) {
+				problem(ck, pgno, "page %llu: node %u overlaps another node", (unsigned long long)pgno, i);
+				return false;
+			}
+			ck->cover[b / 8] |= (uint8_t)(1u << (b % 8));
+		}
+		used += n.size;
+	}
+	if (used != ck->psize - page_upper(p)) {
+		problem(ck, pgno, "page %llu: nodes use %u of the %u bytes above upper", (unsigned long long)pgno,
+		        used, ck->psize - page_upper(p));
+		return false;
+	}
+	return true;
+}
+
 /* Visitor for leaf entries of special trees (free tree, catalog). */
 typedef void (*entry_fn)(checker *ck, pgno_t leaf, const mmkv_val *key, const mmkv_val *val, void *arg);
 
@@ -124,6 +156,8 @@ static void walk(checker *ck, mmkv_keycmp cmp, const mmkv_db *db, pgno_t pgno, u
 		problem(ck, pgno, "page %llu fails its checksum", (unsigned long long)pgno);
 		return;
 	}
+	if (!check_node_area(ck, p, pgno))
+		return;
 	leaf = page_is_leaf(p);
 	if (leaf != (level + 1 == db->depth)) {
 		problem(ck, pgno, "page %llu is a %s at level %u of a tree of depth %u",
@@ -147,6 +181,8 @@ static void walk(checker *ck, mmkv_keycmp cmp, const mmkv_db *db, pgno_t pgno, u
 			if (n.key.size > MMKV_KEY_MAX(psize))
 				problem(ck, pgno, "page %llu: node %u key of %zu bytes is too long",
 				        (unsigned long long)pgno, i, n.key.size);
+			if (n.key.size == 0)
+				problem(ck, pgno, "page %llu: node %u has an empty key", (unsigned long long)pgno, i);
 			if (prev.data && cmp(&prev, &n.key) >= 0)
 				problem(ck, pgno, "page %llu: key %u is not above the key before it",
 				        (unsigned long long)pgno, i);
@@ -288,7 +324,10 @@ MMKV_API int mmkv_env_check(mmkv_env *env, mmkv_check_func *report, void *ctx, m
 	ck.report = report;
 	ck.ctx = ctx;
 	ck.seen = mmkv__calloc(ck.npages / 8 + 1, 1);
-	if (!ck.seen) {
+	ck.cover = mmkv__calloc(ck.psize / 8, 1);
+	if (!ck.seen || !ck.cover) {
+		mmkv__free(ck.seen);
+		mmkv__free(ck.cover);
 		mmkv_txn_abort(txn);
 		return ENOMEM;
 	}
@@ -307,6 +346,7 @@ MMKV_API int mmkv_env_check(mmkv_env *env, mmkv_check_func *report, void *ctx, m
 	}
 	ck.res.pages_total = ck.npages;
 	mmkv__free(ck.seen);
+	mmkv__free(ck.cover);
 	mmkv__free(ck.vbuf);
 	mmkv_txn_abort(txn);
 	if (result)

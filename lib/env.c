@@ -227,10 +227,15 @@ int mmkv__env_grow_file(mmkv_env *env, uint64_t need)
 		return 0;
 	if (need > env->mapsize)
 		return MMKV_MAP_FULL;
-	/* Geometric steps keep the number of growths logarithmic. */
+	/* Geometric steps keep the number of growths logarithmic. The growth
+	 * step comes from the meta, and a damaged one may hold any value: no
+	 * sum below may wrap (cur < need <= mapsize). */
 	step = cur / 2 > env->growth ? cur / 2 : env->growth;
+	if (step > env->mapsize - cur)
+		step = env->mapsize - cur;
 	size = cur + step > need ? cur + step : need;
-	size = (size + 65535) & ~(uint64_t)65535;
+	if (size <= env->mapsize - 65535)
+		size = (size + 65535) & ~(uint64_t)65535;
 	if (size > env->mapsize)
 		size = env->mapsize;
 	rc = mmkv__os_grow(env->fd, size);

@@ -830,9 +830,11 @@ static size_t gen_step(long c, const model *before, op *ops)
 				gen_put(w, ops, &n, &r, DB_AUX, pick_absent(w, DB_AUX, &r), 30);
 	} else if (c == 18) {
 		/* The big step: 3-page overflow runs, more than the 64 pages of
-		 * transaction memory, so default-mode dirty pages spill. */
+		 * transaction memory, so default-mode dirty pages spill. In the
+		 * default database, whose values do not compress ("aux" would
+		 * shrink them to a few bytes). */
 		for (int k = 0; k < 20; k++)
-			gen_put_len(w, ops, &n, &r, DB_AUX, pick_absent(w, DB_AUX, &r),
+			gen_put_len(w, ops, &n, &r, DB_MAIN, pick_absent(w, DB_MAIN, &r),
 			            (uint32_t)rng_range(&r, 8200, 12000));
 		gen_put(w, ops, &n, &r, DB_MAIN, pick_present(w, DB_MAIN, &r), 100);
 	} else if (c <= 30) {
