@@ -32,6 +32,7 @@
 #define _GNU_SOURCE
 #include "fuzzutil.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
@@ -355,9 +356,15 @@ static void probe_copy(mmkv_env *env, const char *copy, unsigned int cpflags, bo
 		FUZZ_EXPECT(rc, 0);
 	if (rc == 0 && strict) {
 		mmkv_env *c = env_new();
-		FUZZ_EXPECT(mmkv_env_open(c, copy, MMKV_RDONLY, 0644), 0);
-		FUZZ_ASSERT(check(c), "the %s copy of a clean database is not clean",
-		            cpflags ? "compact" : "plain");
+		/* The copy keeps the meta's size limit, which the map reserves:
+		 * with the original still mapped, two reservations of a huge
+		 * (but valid) limit may not both fit the address space. */
+		rc = FUZZ_RC(mmkv_env_open(c, copy, MMKV_RDONLY, 0644));
+		if (rc != ENOMEM)
+			FUZZ_EXPECT(rc, 0);
+		if (rc == 0)
+			FUZZ_ASSERT(check(c), "the %s copy of a clean database is not clean",
+			            cpflags ? "compact" : "plain");
 		mmkv_env_close(c);
 	}
 	fuzz_remove_db(copy);
