@@ -1229,17 +1229,6 @@ static unsigned int crash_kills = 2000; /* MMKV_CRASH_KILLS */
 static unsigned int program_seconds;    /* the watchdog's limit */
 static uint64_t run_seed;
 
-static unsigned int env_uint(const char *name, unsigned int def, unsigned int lo, unsigned int hi)
-{
-	const char *s = getenv(name);
-	unsigned long v;
-
-	if (s == NULL || *s == '\0')
-		return def;
-	v = strtoul(s, NULL, 10);
-	return v < lo ? lo : v > hi ? hi : (unsigned int)v;
-}
-
 /* A seed of its own for each test and write mode. */
 static uint64_t test_seed_for(unsigned int test)
 {
@@ -1395,30 +1384,6 @@ static const workload workloads[] = {
 	{ "file growth, large values", 9, 10, true },
 	{ "purge (merges), create db, reuse", 23, 26, false },
 };
-
-static void copy_file(const char *from, const char *to)
-{
-	int in = open(from, O_RDONLY), out;
-	char buf[1 << 16];
-	ssize_t r;
-
-	assert_true(in >= 0);
-	out = open(to, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-	assert_true(out >= 0);
-	while ((r = read(in, buf, sizeof(buf))) > 0)
-		assert_int_equal(write(out, buf, (size_t)r), r);
-	assert_int_equal(r, 0);
-	close(in);
-	close(out);
-}
-
-static uint64_t file_size(const char *path)
-{
-	struct stat st;
-
-	assert_int_equal(stat(path, &st), 0);
-	return (uint64_t)st.st_size;
-}
 
 /* Build golden up to the commit before the first commit with large values,
  * from first on, that grows the file (tried on a copy). Returns that

@@ -735,30 +735,6 @@ static bool mapped(const char *name)
 	return found;
 }
 
-static void copy_file(const char *from, const char *to)
-{
-	int in = open(from, O_RDONLY), out;
-	char buf[1 << 16];
-	ssize_t r;
-
-	assert_true(in >= 0);
-	out = open(to, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-	assert_true(out >= 0);
-	while ((r = read(in, buf, sizeof(buf))) > 0)
-		assert_int_equal(write(out, buf, (size_t)r), r);
-	assert_int_equal(r, 0);
-	close(in);
-	close(out);
-}
-
-static uint64_t file_size(const char *path)
-{
-	struct stat st;
-
-	assert_int_equal(stat(path, &st), 0);
-	return (uint64_t)st.st_size;
-}
-
 /* Per test: the fixture, the golden copy and the models. */
 typedef struct ctx {
 	test_fixture *fx;

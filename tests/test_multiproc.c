@@ -825,17 +825,6 @@ static void test_many_processes(void **state)
 	sh = NULL;
 }
 
-static unsigned int env_uint(const char *name, unsigned int def, unsigned int lo, unsigned int hi)
-{
-	const char *s = getenv(name);
-	unsigned long v;
-
-	if (s == NULL || *s == '\0')
-		return def;
-	v = strtoul(s, NULL, 10);
-	return v < lo ? lo : v > hi ? hi : (unsigned int)v;
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {

@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -455,4 +456,41 @@ void describe_wait_status(int status, char *buf, size_t cap)
 		snprintf(buf, cap, "signal %d (%s)", WTERMSIG(status), strsignal(WTERMSIG(status)));
 	else
 		snprintf(buf, cap, "wait status %#x", status);
+}
+
+/* ------------------------------------------------------------ files */
+
+void copy_file(const char *from, const char *to)
+{
+	int in = open(from, O_RDONLY), out;
+	char buf[1 << 16];
+	ssize_t r;
+
+	assert_true(in >= 0);
+	out = open(to, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	assert_true(out >= 0);
+	while ((r = read(in, buf, sizeof(buf))) > 0)
+		assert_int_equal(write(out, buf, (size_t)r), r);
+	assert_int_equal(r, 0);
+	close(in);
+	close(out);
+}
+
+uint64_t file_size(const char *path)
+{
+	struct stat st;
+
+	assert_int_equal(stat(path, &st), 0);
+	return (uint64_t)st.st_size;
+}
+
+unsigned int env_uint(const char *name, unsigned int def, unsigned int lo, unsigned int hi)
+{
+	const char *s = getenv(name);
+	unsigned long v;
+
+	if (s == NULL || *s == '\0')
+		return def;
+	v = strtoul(s, NULL, 10);
+	return v < lo ? lo : v > hi ? hi : (unsigned int)v;
 }

@@ -190,6 +190,16 @@ uint64_t rss_anon_bytes(void);
  * memory in quarantine, so RSS checks mean nothing there). */
 bool under_asan(void);
 
+/* ---- files and settings ---- */
+
+/* Copy a file's bytes (asserts). */
+void copy_file(const char *from, const char *to);
+/* Size of a file in bytes (asserts). */
+uint64_t file_size(const char *path);
+/* An unsigned setting from the environment: def when unset or empty,
+ * else clamped to [lo, hi]. */
+unsigned int env_uint(const char *name, unsigned int def, unsigned int lo, unsigned int hi);
+
 /* Abort the process (SIGALRM) if a test hangs longer than seconds. */
 void watchdog(unsigned int seconds);
 
